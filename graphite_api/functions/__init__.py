@@ -1,0 +1,3 @@
+"""Render functions, one module per family; importing this package registers them all."""
+from . import registry  # noqa: F401
+from . import special  # noqa: F401

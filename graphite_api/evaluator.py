@@ -1,0 +1,123 @@
+"""Evaluate parsed render targets.
+
+All path expressions and seriesByTag calls of a request are resolved and fetched before any function
+runs (one pass over the index, one read per archive); each use of a path then gets its own copies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .fetch import FetchContext, fetch, find_ids, tag_ids
+from .functions import registry
+from .functions.registry import FunctionError, bind
+from .series import Series
+from .target import grammar as g
+
+
+@dataclass
+class EvalContext:
+    fetch: FetchContext
+    params: dict = field(default_factory=dict)
+    prefetched: dict = field(default_factory=dict)
+
+    @property
+    def start(self) -> int:
+        return self.fetch.start
+
+    @property
+    def end(self) -> int:
+        return self.fetch.end
+
+
+def _fetch_keys(node, consolidate: str | None, out: set) -> None:
+    """Collect (kind, text, consolidate-method) for every data source in the tree."""
+    if isinstance(node, g.PathExpr):
+        out.add(("path", node.text, consolidate))
+    elif isinstance(node, g.Call):
+        if node.name == "seriesByTag":
+            out.add(("tags", _series_by_tag_text(node), consolidate))
+            return
+        inner = consolidate
+        if node.name == "consolidateBy" and len(node.args) > 1 and isinstance(node.args[1], g.String):
+            inner = node.args[1].value
+        for arg in node.args:
+            _fetch_keys(arg, inner, out)
+        for _, arg in node.kwargs:
+            _fetch_keys(arg, inner, out)
+
+
+def _series_by_tag_text(node) -> str:
+    return "seriesByTag(" + ",".join(repr(a.value) if isinstance(a, g.String) else str(a) for a in node.args) + ")"
+
+
+def _tag_args(node) -> list[str]:
+    args = []
+    for a in node.args:
+        if not isinstance(a, g.String):
+            raise FunctionError("seriesByTag: every argument must be a quoted tag expression")
+        args.append(a.value)
+    return args
+
+
+def prefetch(ctx: EvalContext, trees: list) -> None:
+    keys: set = set()
+    for tree in trees:
+        _fetch_keys(tree, None, keys)
+    for kind, text, cons in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "")):
+        if kind == "path":
+            ids = find_ids(ctx.fetch, text)
+            ctx.prefetched[(kind, text, cons)] = fetch(ctx.fetch, ids, text, cons)
+    # seriesByTag needs its parsed args: resolved while walking the trees
+    for tree in trees:
+        _prefetch_tags(ctx, tree, None)
+
+
+def _prefetch_tags(ctx: EvalContext, node, cons) -> None:
+    if isinstance(node, g.Call):
+        if node.name == "seriesByTag":
+            key = ("tags", _series_by_tag_text(node), cons)
+            if key not in ctx.prefetched:
+                ids = tag_ids(ctx.fetch, _tag_args(node))
+                ctx.prefetched[key] = fetch(ctx.fetch, ids, _series_by_tag_text(node), cons)
+            return
+        inner = cons
+        if node.name == "consolidateBy" and len(node.args) > 1 and isinstance(node.args[1], g.String):
+            inner = node.args[1].value
+        for arg in list(node.args) + [a for _, a in node.kwargs]:
+            _prefetch_tags(ctx, arg, inner)
+
+
+def evaluate(ctx: EvalContext, node, consolidate: str | None = None):
+    if isinstance(node, g.PathExpr):
+        return [s.copy() for s in ctx.prefetched.get(("path", node.text, consolidate), [])]
+    if isinstance(node, (g.String, g.Number, g.Bool)):
+        return node.value
+    if isinstance(node, g.NoneLit):
+        return None
+    if isinstance(node, g.Call):
+        if node.name == "seriesByTag":
+            return [s.copy() for s in ctx.prefetched.get(("tags", _series_by_tag_text(node), consolidate), [])]
+        spec = registry.REGISTRY.get(node.name)
+        if spec is None:
+            raise FunctionError(f"Received request for unknown function: {node.name}")
+        inner = consolidate
+        if node.name == "consolidateBy" and len(node.args) > 1 and isinstance(node.args[1], g.String):
+            inner = node.args[1].value
+        if spec.raw_args:
+            return spec.func(ctx, node)
+        args = [evaluate(ctx, a, inner) for a in node.args]
+        kwargs = {k: evaluate(ctx, a, inner) for k, a in node.kwargs}
+        args, kwargs = bind(spec, args, kwargs)
+        return spec.func(ctx, *args, **kwargs)
+    raise FunctionError(f"cannot evaluate {node!r}")
+
+
+def evaluate_targets(ctx: EvalContext, trees: list) -> list[Series]:
+    prefetch(ctx, trees)
+    out: list[Series] = []
+    for tree in trees:
+        result = evaluate(ctx, tree)
+        if not isinstance(result, list):
+            raise FunctionError(f"target does not evaluate to a series list: {result!r}")
+        out.extend(result)
+    return out

@@ -1,0 +1,35 @@
+"""`POST /metrics`: Grafana Cloud Graphite ingest (JSON, rt-metric-binary, rt-metric-binary-snappy).
+
+Per-metric problems are counted, not fatal (carbon-relay-ng retries any 4xx forever): the answer is 200
+with Published/Invalid/ValidationErrors. An undecodable body or an unknown content type is a 400.
+"""
+from __future__ import annotations
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .http_util import BadRequest, blocking, json_response, read_body
+from .ingest import IngestError, decode_metrics
+
+
+def _decode_and_write(storage, tenant: str, body: bytes, ctype, max_decompressed: int):
+    batch = decode_metrics(body, ctype, max_decompressed)
+    if batch.names:
+        storage.write(tenant, batch.names, np.asarray(batch.ts, dtype=np.int64) * 1000, batch.values,
+                      intervals=batch.intervals, units=batch.units, mtypes=batch.mtypes)
+    return batch
+
+
+async def ingest_view(request: Request) -> Response:
+    state = request.app.state
+    limits = state.settings["ingest"]
+    try:
+        body = await read_body(request, limits["max_body_bytes"])
+        batch = await blocking(_decode_and_write, state.storage, request.state.tenant, body,
+                               request.headers.get("content-type"), limits["max_decompressed_bytes"])
+    except BadRequest as exc:
+        return json_response(exc.message, exc.status)
+    except IngestError as exc:
+        return json_response(str(exc), 400)
+    return json_response(batch.response_body())

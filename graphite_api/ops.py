@@ -1,0 +1,52 @@
+"""Operations endpoints: /ready, GET /metrics (self-monitoring in Prometheus format), /version."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+GRAPHITE_VERSION = "1.1.10"   # the graphite-web API level served; Grafana reads it as a semver
+
+
+class StorageCollector:
+    def __init__(self, state):
+        self.state = state
+
+    def collect(self):
+        storage = getattr(self.state, "storage", None)
+        if storage is None:
+            return
+        yield GaugeMetricFamily("plumbago_series", "Series in the index", value=storage.index.series_count())
+        yield GaugeMetricFamily("plumbago_head_samples", "Samples held in memory", value=len(storage.head))
+        yield CounterMetricFamily("plumbago_samples_written", "Samples written",
+                                  value=storage.stats["samples_written"])
+        yield CounterMetricFamily("plumbago_flushes", "Head flushes", value=storage.stats["flushes"])
+        yield CounterMetricFamily("plumbago_chunks_written", "Chunks written", value=storage.stats["chunks_written"])
+        carbon = getattr(self.state, "carbon_stats", None)
+        if carbon is not None:
+            yield CounterMetricFamily("plumbago_carbon_lines_received", "Carbon lines received",
+                                      value=carbon.lines_received)
+            yield CounterMetricFamily("plumbago_carbon_lines_invalid", "Carbon lines rejected",
+                                      value=carbon.lines_invalid)
+
+
+def make_registry(state) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(StorageCollector(state))
+    return registry
+
+
+async def ready_view(request: Request) -> Response:
+    if getattr(request.app.state, "storage", None) is None:
+        return PlainTextResponse("starting\n", 503)
+    return PlainTextResponse("ready\n")
+
+
+async def self_metrics_view(request: Request) -> Response:
+    body = generate_latest(request.app.state.metrics_registry)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def version_view(request: Request) -> Response:
+    return PlainTextResponse(GRAPHITE_VERSION)

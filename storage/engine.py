@@ -1,0 +1,497 @@
+"""The storage engine: index + WAL + head + SQL chunks and rollups, and the background maintenance loop.
+
+write:  keys -> ids (new series committed to SQL first) -> WAL append (fsync) -> head
+flush:  closed blocks leave the head as compressed chunks plus rollup buckets in one SQL transaction;
+        then the WAL is checkpointed (what is still only in memory) and older segments are dropped
+read:   SQL chunk pieces + samples being flushed + head, merged per series with last write winning
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from . import codec, rollup, sql
+from .head import Head
+from .index import Index, TenantIndex
+from .labels import key_to_labels, metric_name, series_key
+from .schemas import DEFAULT_AGGREGATIONS_TEXT, DEFAULT_SCHEMAS_TEXT, StorageConfig
+from .wal import WAL
+
+log = logging.getLogger("plumbago.storage")
+_IN_CHUNK = 500   # ids per SQL IN list (SQLite's variable limit is generous, but keep statements small)
+SCHEMAS, AGGREGATIONS = "storage-schemas", "storage-aggregation"
+
+
+@dataclass
+class EngineOptions:
+    block_seconds: int = 7200             # raw chunk span
+    rollup_block_points: int = 1440       # buckets per rollup chunk
+    flush_interval: float = 60.0          # background loop period (s)
+    flush_grace: int = 300                # a block is closed this long after its end (late samples)
+    max_head_samples: int = 20_000_000    # above this the whole head is flushed, open blocks included
+    retention_interval: float = 3600.0
+    wal_fsync: bool = True
+
+
+class Storage:
+    def __init__(self, data_dir: str, database_url: str | None = None, options: EngineOptions | None = None):
+        self.data_dir = os.path.abspath(data_dir)
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.options = options or EngineOptions()
+        self.database_url = database_url or f"sqlite:///{os.path.join(self.data_dir, 'plumbago.db')}"
+        self.db = sql.connect(self.database_url)
+        self.index = Index()
+        self.head = Head()
+        self.flushing = Head()           # samples between head and committed SQL rows stay readable here
+        self.wal = WAL(os.path.join(self.data_dir, "wal"), fsync=self.options.wal_fsync)
+        self.write_lock = threading.Lock()
+        self.flush_lock = threading.Lock()
+        self.create_lock = threading.Lock()
+        self._tenant_names: list[str] = []
+        self._tenant_no: dict[str, int] = {}
+        self.sid_tenant = np.full(1024, -1, np.int32)
+        self.sid_interval = np.zeros(1024, np.int32)
+        self.sid_last = np.zeros(1024, np.int64)   # last sample time (ms) per series, 0 = none
+        self._configs: dict[str, StorageConfig] = {}
+        self._config_texts: dict[tuple[str, str], str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_retention = 0.0
+        self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0}
+        self._load()
+
+    # ---- start-up -----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        with self.db.connect() as conn:
+            for row in conn.execute(select(sql.configs)):
+                self._config_texts[(row.tenant, row.kind)] = row.text
+            rows = conn.execute(select(sql.series.c.id, sql.series.c.tenant, sql.series.c.key,
+                                       sql.series.c.interval)).all()
+        if rows:
+            self._grow(max(r.id for r in rows))
+        for r in rows:
+            self.index.tenant(r.tenant).add(r.id, r.key)
+            self.sid_tenant[r.id] = self._tenant_id(r.tenant)
+            self.sid_interval[r.id] = r.interval
+        self._load_last_times()
+        replayed = 0
+        for sids, ts, values in self.wal.replay():
+            known = sids < len(self.sid_tenant)
+            known[known] = self.sid_tenant[sids[known]] >= 0
+            sids, ts, values = sids[known], ts[known], values[known]
+            if len(sids):
+                self.head.append(sids, ts, values)
+                np.maximum.at(self.sid_last, sids, ts)
+                replayed += len(sids)
+        log.info("loaded %d series, replayed %d samples from the WAL", len(rows), replayed)
+
+    def _load_last_times(self) -> None:
+        from sqlalchemy import func
+        with self.db.connect() as conn:
+            for table in (sql.chunks, sql.rollups):
+                for sid, last in conn.execute(select(table.c.series_id, func.max(table.c.max_ts))
+                                              .group_by(table.c.series_id)):
+                    if sid < len(self.sid_last):
+                        self.sid_last[sid] = max(self.sid_last[sid], last)
+
+    def _tenant_id(self, tenant: str) -> int:
+        no = self._tenant_no.get(tenant)
+        if no is None:
+            no = self._tenant_no[tenant] = len(self._tenant_names)
+            self._tenant_names.append(tenant)
+        return no
+
+    def _grow(self, max_sid: int) -> None:
+        size = len(self.sid_tenant)
+        if max_sid < size:
+            return
+        new = max(size * 2, max_sid + 1)
+        self.sid_tenant = np.concatenate([self.sid_tenant, np.full(new - size, -1, np.int32)])
+        self.sid_interval = np.concatenate([self.sid_interval, np.zeros(new - size, np.int32)])
+        self.sid_last = np.concatenate([self.sid_last, np.zeros(new - size, np.int64)])
+
+    # ---- configs --------------------------------------------------------------------------------------
+    def config_text(self, tenant: str, kind: str) -> str | None:
+        return self._config_texts.get((tenant, kind))
+
+    def storage_config(self, tenant: str) -> StorageConfig:
+        cfg = self._configs.get(tenant)
+        if cfg is None:
+            cfg = StorageConfig.from_texts(
+                self._config_texts.get((tenant, SCHEMAS)) or self._default_texts[0],
+                self._config_texts.get((tenant, AGGREGATIONS)) or self._default_texts[1])
+            self._configs[tenant] = cfg
+        return cfg
+
+    _default_texts = (DEFAULT_SCHEMAS_TEXT, DEFAULT_AGGREGATIONS_TEXT)
+
+    def set_default_config_texts(self, schemas_text: str | None, aggregations_text: str | None) -> None:
+        """Server-wide defaults from the config file (validated by the caller)."""
+        self._default_texts = (schemas_text or DEFAULT_SCHEMAS_TEXT, aggregations_text or DEFAULT_AGGREGATIONS_TEXT)
+        self._configs.clear()
+
+    def set_config_text(self, tenant: str, kind: str, text: str) -> None:
+        """Store a validated config; it applies to reads at once (retroactively)."""
+        now = int(time.time() * 1000)
+        with self.db.begin() as conn:
+            conn.execute(delete(sql.configs).where(and_(sql.configs.c.tenant == tenant, sql.configs.c.kind == kind)))
+            conn.execute(insert(sql.configs).values(tenant=tenant, kind=kind, text=text, updated_ms=now))
+        self._config_texts[(tenant, kind)] = text
+        self._configs.pop(tenant, None)
+
+    # ---- write path -------------------------------------------------------------------------------------
+    def resolve(self, tenant: str, keys: list[str], intervals=None, units=None, mtypes=None) -> np.ndarray:
+        """Series ids for index keys, creating the missing series (committed before they are used)."""
+        idx = self.index.tenant(tenant)
+        by_key = idx.by_key
+        found = [by_key.get(k) for k in keys]
+        if None in found:
+            with self.create_lock:
+                missing: dict[str, int] = {}
+                for i, sid in enumerate(found):
+                    if sid is None:
+                        sid = by_key.get(keys[i])
+                        if sid is None:
+                            missing.setdefault(keys[i], i)
+                        else:
+                            found[i] = sid
+                if missing:
+                    self._create(tenant, idx, missing, intervals, units, mtypes)
+                found = [s if s is not None else by_key[keys[i]] for i, s in enumerate(found)]
+        sids = np.fromiter(found, dtype=np.int64, count=len(found))
+        if intervals is not None and len(sids):
+            changed = self.sid_interval[sids] != intervals
+            if changed.any():
+                self._update_intervals(sids[changed], np.asarray(intervals)[changed])
+        return sids
+
+    def _create(self, tenant: str, idx: TenantIndex, missing: dict[str, int], intervals, units, mtypes) -> None:
+        now = int(time.time() * 1000)
+        rows = []
+        for key, i in missing.items():
+            rows.append({"tenant": tenant, "key_hash": sql.key_hash(key), "key": key,
+                         "interval": int(intervals[i]) if intervals is not None else 0,
+                         "unit": units[i] if units is not None else "",
+                         "mtype": mtypes[i] if mtypes is not None else "", "created_ms": now})
+        created = []
+        try:
+            with self.db.begin() as conn:
+                result = conn.execute(insert(sql.series).returning(sql.series.c.id, sort_by_parameter_order=True), rows)
+                created = [(row.id, r) for row, r in zip(result, rows)]
+        except IntegrityError:
+            # Another process sharing the database created some of them: take each one by one.
+            created = [(self._create_one(r), r) for r in rows]
+        self._grow(max(sid for sid, _ in created))
+        tno = self._tenant_id(tenant)
+        for sid, r in created:
+            self.sid_tenant[sid] = tno
+            self.sid_interval[sid] = r["interval"]
+            idx.add(sid, r["key"])
+
+    def _create_one(self, row: dict) -> int:
+        cond = and_(sql.series.c.tenant == row["tenant"], sql.series.c.key_hash == row["key_hash"])
+        with self.db.begin() as conn:
+            existing = conn.execute(select(sql.series.c.id).where(cond)).scalar()
+            if existing is not None:
+                return existing
+            return conn.execute(insert(sql.series).returning(sql.series.c.id), row).scalar()
+
+    def _update_intervals(self, sids: np.ndarray, intervals: np.ndarray) -> None:
+        with self.db.begin() as conn:
+            for sid, iv in zip(sids.tolist(), intervals.tolist()):
+                conn.execute(update(sql.series).where(sql.series.c.id == sid).values(interval=iv))
+        self.sid_interval[sids] = intervals
+
+    def write(self, tenant: str, keys: list[str], ts_ms: np.ndarray, values: np.ndarray,
+              intervals=None, units=None, mtypes=None) -> int:
+        """Durably store one sample per key. Returns the number of samples written."""
+        if not keys:
+            return 0
+        sids = self.resolve(tenant, keys, intervals, units, mtypes)
+        return self.write_ids(sids, ts_ms, values)
+
+    def write_ids(self, sids: np.ndarray, ts_ms: np.ndarray, values: np.ndarray) -> int:
+        ts_ms = np.asarray(ts_ms, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        with self.write_lock:
+            self.wal.append(sids, ts_ms, values)
+            self.head.append(sids, ts_ms, values)
+        np.maximum.at(self.sid_last, sids, ts_ms)
+        self.stats["samples_written"] += len(sids)
+        return len(sids)
+
+    # ---- read path --------------------------------------------------------------------------------------
+    def last_times(self, sids: np.ndarray) -> np.ndarray:
+        return self.sid_last[sids]
+
+    def interval_of(self, sids: np.ndarray) -> np.ndarray:
+        return self.sid_interval[sids]
+
+    def read_raw(self, sids: np.ndarray, start_ms: int, end_ms: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per id: (ts, values) with start_ms <= ts <= end_ms, sorted, one value per timestamp."""
+        sids = np.asarray(sids, dtype=np.int64)
+        parts: list[list] = [[] for _ in range(len(sids))]
+        pos = {sid: i for i, sid in enumerate(sids.tolist())}
+        with self.db.connect() as conn:
+            for lo in range(0, len(sids), _IN_CHUNK):
+                ids = sids[lo:lo + _IN_CHUNK].tolist()
+                q = (select(sql.chunks.c.series_id, sql.chunks.c.data)
+                     .where(and_(sql.chunks.c.series_id.in_(ids), sql.chunks.c.max_ts >= start_ms,
+                                 sql.chunks.c.min_ts <= end_ms))
+                     .order_by(sql.chunks.c.series_id, sql.chunks.c.id))
+                for sid, data in conn.execute(q):
+                    parts[pos[sid]].append(codec.decode(data))
+        for store in (self.flushing, self.head):
+            for i, piece in enumerate(store.read(sids, start_ms, end_ms)):
+                if len(piece[0]):
+                    parts[i].append(piece)
+        return [_merge_pieces(p, start_ms, end_ms) for p in parts]
+
+    def read_rollup(self, sids: np.ndarray, interval: int, start_ms: int, end_ms: int):
+        """Per id: (bucket_ts, [sum, cnt, min, max, last]) of the archive with `interval` seconds. Buckets
+        not yet rolled up (still in the head) are computed from raw samples on the fly."""
+        sids = np.asarray(sids, dtype=np.int64)
+        interval_ms = interval * 1000
+        ts_parts: list[list] = [[] for _ in range(len(sids))]
+        col_parts: list[list] = [[] for _ in range(len(sids))]
+        pos = {sid: i for i, sid in enumerate(sids.tolist())}
+        with self.db.connect() as conn:
+            for lo in range(0, len(sids), _IN_CHUNK):
+                ids = sids[lo:lo + _IN_CHUNK].tolist()
+                q = (select(sql.rollups.c.series_id, sql.rollups.c.data)
+                     .where(and_(sql.rollups.c.series_id.in_(ids), sql.rollups.c.interval == interval,
+                                 sql.rollups.c.max_ts >= start_ms, sql.rollups.c.min_ts <= end_ms))
+                     .order_by(sql.rollups.c.series_id, sql.rollups.c.id))
+                for sid, data in conn.execute(q):
+                    ts, cols = codec.decode_columns(data)
+                    ts_parts[pos[sid]].append(ts)
+                    col_parts[pos[sid]].append(cols)
+        # The head's samples have not been rolled up yet.
+        lo_ms = start_ms - interval_ms
+        for store in (self.flushing, self.head):
+            for i, (ts, vals) in enumerate(store.read(sids, lo_ms, end_ms)):
+                if len(ts):
+                    _, bts, cols = rollup.aggregate(np.full(len(ts), sids[i]), ts, vals, interval_ms)
+                    if len(bts):
+                        ts_parts[i].append(bts)
+                        col_parts[i].append(cols)
+        out = []
+        for tsp, colp in zip(ts_parts, col_parts):
+            ts, cols = rollup.merge(tsp, colp)
+            keep = (ts >= start_ms) & (ts <= end_ms)
+            out.append((ts[keep], [c[keep] for c in cols]))
+        return out
+
+    def has_rollup(self, sid: int, interval: int) -> bool:
+        with self.db.connect() as conn:
+            return conn.execute(select(sql.rollups.c.id).where(and_(
+                sql.rollups.c.series_id == sid, sql.rollups.c.interval == interval)).limit(1)).first() is not None
+
+    def series_tenant(self, sid: int) -> str:
+        return self._tenant_names[self.sid_tenant[sid]]
+
+    # ---- flush, compaction, retention -------------------------------------------------------------------
+    def flush(self, everything: bool = False, now_ms: int | None = None) -> int:
+        """Move closed blocks (or, with everything=True, all samples) from the head into SQL."""
+        with self.flush_lock:
+            now_ms = now_ms or int(time.time() * 1000)
+            block_ms = self.options.block_seconds * 1000
+            if everything or len(self.head) > self.options.max_head_samples:
+                cutoff = None
+            else:
+                cutoff = (now_ms - self.options.flush_grace * 1000) // block_ms * block_ms
+            with self.write_lock:
+                seq = self.wal.rotate()
+                sids, ts, values = self.head.take_before(cutoff)
+                self.flushing.append(sids, ts, values)
+            try:
+                if len(sids):
+                    alive = self.sid_tenant[sids] >= 0   # drop samples of series deleted meanwhile
+                    self._write_blocks(sids[alive], ts[alive], values[alive])
+            except Exception:
+                self.head.restore(*self.flushing.take_before(None))
+                raise
+            self.flushing.take_before(None)
+            self.wal.checkpoint([self.head.snapshot()], before_seq=seq)
+            self.stats["flushes"] += 1
+            return len(sids)
+
+    def _write_blocks(self, sids, ts, values) -> None:
+        block_ms = self.options.block_seconds * 1000
+        blocks = ts // block_ms * block_ms
+        bounds = np.flatnonzero(np.r_[True, (sids[1:] != sids[:-1]) | (blocks[1:] != blocks[:-1]), True])
+        rows = []
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            rows.append({"series_id": int(sids[a]), "block_start": int(blocks[a]), "min_ts": int(ts[a]),
+                         "max_ts": int(ts[b - 1]), "count": b - a, "data": codec.encode(ts[a:b], values[a:b])})
+        rollup_rows = self._rollup_rows(sids, ts, values)
+        with self.db.begin() as conn:
+            if rows:
+                conn.execute(insert(sql.chunks), rows)
+            if rollup_rows:
+                conn.execute(insert(sql.rollups), rollup_rows)
+        self.stats["chunks_written"] += len(rows)
+
+    def _archive_intervals(self, sid: int) -> list[int]:
+        tenant = self._tenant_names[self.sid_tenant[sid]]
+        idx = self.index.tenant(tenant)
+        key = idx.key_of.get(sid)
+        if key is None:
+            return []
+        schema = self.storage_config(tenant).schema_for(_schema_name(key))
+        return [r.interval for r in schema.retentions[1:]]
+
+    def _rollup_rows(self, sids, ts, values) -> list[dict]:
+        if len(sids) == 0:
+            return []
+        uniq, first = np.unique(sids, return_index=True)
+        counts = np.diff(np.r_[first, len(sids)])
+        by_interval: dict[int, np.ndarray] = {}
+        for j, sid in enumerate(uniq.tolist()):
+            for iv in self._archive_intervals(sid):
+                by_interval.setdefault(iv, np.zeros(len(uniq), bool))[j] = True
+        rows = []
+        for iv, series_mask in by_interval.items():
+            mask = np.repeat(series_mask, counts)
+            b_sids, b_ts, cols = rollup.aggregate(sids[mask], ts[mask], values[mask], iv * 1000)
+            span = iv * 1000 * self.options.rollup_block_points
+            blocks = b_ts // span * span
+            bounds = np.flatnonzero(np.r_[True, (b_sids[1:] != b_sids[:-1]) | (blocks[1:] != blocks[:-1]), True])
+            for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+                rows.append({"series_id": int(b_sids[a]), "interval": iv, "block_start": int(blocks[a]),
+                             "min_ts": int(b_ts[a]), "max_ts": int(b_ts[b - 1]), "count": b - a,
+                             "data": codec.encode_columns(b_ts[a:b], [c[a:b] for c in cols])})
+        return rows
+
+    def compact(self, now_ms: int | None = None) -> int:
+        """Merge the pieces of closed raw blocks into one chunk each. Returns blocks merged."""
+        now_ms = now_ms or int(time.time() * 1000)
+        block_ms = self.options.block_seconds * 1000
+        closed_before = (now_ms - self.options.flush_grace * 1000) // block_ms * block_ms
+        from sqlalchemy import func
+        merged = 0
+        with self.flush_lock:
+            with self.db.connect() as conn:
+                groups = conn.execute(
+                    select(sql.chunks.c.series_id, sql.chunks.c.block_start)
+                    .where(sql.chunks.c.block_start < closed_before - block_ms + 1)
+                    .group_by(sql.chunks.c.series_id, sql.chunks.c.block_start)
+                    .having(func.count() > 1).limit(10000)).all()
+            for sid, block in groups:
+                with self.db.begin() as conn:
+                    cond = and_(sql.chunks.c.series_id == sid, sql.chunks.c.block_start == block)
+                    pieces = conn.execute(select(sql.chunks.c.data).where(cond).order_by(sql.chunks.c.id)).all()
+                    ts, vals = _merge_pieces([codec.decode(p.data) for p in pieces], None, None)
+                    conn.execute(delete(sql.chunks).where(cond))
+                    if len(ts):
+                        conn.execute(insert(sql.chunks).values(
+                            series_id=sid, block_start=block, min_ts=int(ts[0]), max_ts=int(ts[-1]),
+                            count=len(ts), data=codec.encode(ts, vals)))
+                merged += 1
+        return merged
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Delete raw chunks and rollup rows older than their archive's TTL (per series schema)."""
+        now_ms = now_ms or int(time.time() * 1000)
+        plans: dict[tuple[str, int | None], list[int]] = {}   # (table, interval) ttl groups
+        ttl_groups: dict[tuple, list[int]] = {}
+        for tenant, idx in list(self.index.tenants.items()):
+            cfg = self.storage_config(tenant)
+            for sid, key in list(idx.key_of.items()):
+                schema = cfg.schema_for(_schema_name(key))
+                ttls = tuple((i, r.interval, r.ttl) for i, r in enumerate(schema.retentions))
+                ttl_groups.setdefault(ttls, []).append(sid)
+        deleted = 0
+        with self.db.begin() as conn:
+            for ttls, ids in ttl_groups.items():
+                for lo in range(0, len(ids), _IN_CHUNK):
+                    chunk_ids = ids[lo:lo + _IN_CHUNK]
+                    for i, interval, ttl in ttls:
+                        cutoff = now_ms - ttl * 1000
+                        if i == 0:
+                            res = conn.execute(delete(sql.chunks).where(and_(
+                                sql.chunks.c.series_id.in_(chunk_ids), sql.chunks.c.max_ts < cutoff)))
+                        else:
+                            res = conn.execute(delete(sql.rollups).where(and_(
+                                sql.rollups.c.series_id.in_(chunk_ids), sql.rollups.c.interval == interval,
+                                sql.rollups.c.max_ts < cutoff)))
+                        deleted += res.rowcount or 0
+        del plans
+        return deleted
+
+    # ---- deletion --------------------------------------------------------------------------------------
+    def delete_series(self, tenant: str, sids) -> int:
+        sids = [int(s) for s in sids]
+        if not sids:
+            return 0
+        removed = self.index.tenant(tenant).remove(sids)
+        self.sid_tenant[sids] = -1
+        self.sid_last[sids] = 0
+        with self.db.begin() as conn:
+            for lo in range(0, len(sids), _IN_CHUNK):
+                ids = sids[lo:lo + _IN_CHUNK]
+                conn.execute(delete(sql.chunks).where(sql.chunks.c.series_id.in_(ids)))
+                conn.execute(delete(sql.rollups).where(sql.rollups.c.series_id.in_(ids)))
+                conn.execute(delete(sql.series).where(sql.series.c.id.in_(ids)))
+        return removed
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="plumbago-maintenance", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.options.flush_interval):
+            try:
+                self.flush()
+                self.compact()
+                if time.time() - self._last_retention >= self.options.retention_interval:
+                    self.apply_retention()
+                    self._last_retention = time.time()
+            except Exception:   # keep the loop alive; the next round retries
+                log.exception("maintenance round failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self.flush(everything=True)
+        self.wal.close()
+        self.db.dispose()
+
+
+def _schema_name(key: str) -> str:
+    """The text storage-schemas patterns are matched against: the Graphite name (tags included)."""
+    if key.startswith("\x00"):
+        labels = key_to_labels(key)
+        return metric_name(labels)
+    return key
+
+
+def _merge_pieces(pieces: list, start_ms, end_ms):
+    if not pieces:
+        return np.empty(0, np.int64), np.empty(0)
+    if len(pieces) == 1:
+        ts, vals = pieces[0]
+    else:
+        ts = np.concatenate([p[0] for p in pieces])
+        vals = np.concatenate([p[1] for p in pieces])
+        order = np.argsort(ts, kind="stable")
+        ts, vals = ts[order], vals[order]
+        keep = np.r_[ts[1:] != ts[:-1], True]    # last write of each timestamp wins
+        ts, vals = ts[keep], vals[keep]
+    if start_ms is not None:
+        keep = (ts >= start_ms) & (ts <= end_ms)
+        if not keep.all():
+            ts, vals = ts[keep], vals[keep]
+    return ts, vals
+
+
+__all__ = ["Storage", "EngineOptions", "series_key", "SCHEMAS", "AGGREGATIONS"]

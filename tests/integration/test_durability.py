@@ -1,0 +1,69 @@
+"""An acknowledged write survives kill -9; a restart restores index, data and configs."""
+import socket
+import time
+
+from tests.conftest import free_port
+
+NOW = int(time.time()) // 60 * 60 - 600
+
+
+def test_acknowledged_writes_survive_kill_9(server_factory, tmp_path):
+    srv = server_factory(tmp_path / "d1")
+    acked = []
+    with srv.client() as c:
+        for i in range(50):
+            m = [{"name": f"dur.s{j}", "interval": 10, "value": float(i), "time": NOW + 10 * i, "tags": []}
+                 for j in range(20)] + [{"name": "dur.tagged", "interval": 10, "value": float(i),
+                                         "time": NOW + 10 * i, "tags": ["k=v"]}]
+            r = c.post("/metrics", json=m)
+            assert r.status_code == 200
+            acked.append(i)
+        schemas = "[d]\npattern = .*\nretentions = 10s:1d,1m:7d\n"
+        assert c.post("/graphite/config/storageSchemas", content=schemas.encode()).status_code == 200
+    srv.kill()                       # SIGKILL: no flush, no clean shutdown
+    srv2 = server_factory(tmp_path / "d1")
+    with srv2.client() as c:
+        r = c.get("/render", params={"target": "dur.s*", "from": str(NOW), "until": str(NOW + 500),
+                                     "maxDataPoints": "0"})
+        series = r.json()
+        assert len(series) == 20
+        for s in series:
+            assert [v for v, _ in s["datapoints"] if v is not None] == [float(i) for i in acked[1:]]
+        r = c.get("/render", params={"target": "seriesByTag('k=v')", "from": str(NOW), "until": str(NOW + 500),
+                                     "maxDataPoints": "0"})
+        assert r.json()[0]["target"] == "dur.tagged;k=v"
+        assert c.get("/graphite/config/storageSchemas").text.startswith("[d]")
+        assert "dur" in [n["text"] for n in c.get("/metrics/find", params={"query": "*"}).json()]
+
+
+def test_sigterm_flushes_and_restart_reads_from_sql(server_factory, tmp_path):
+    srv = server_factory(tmp_path / "d2")
+    with srv.client() as c:
+        m = [{"name": "flush.me", "interval": 10, "value": float(i), "time": NOW + 10 * i} for i in range(30)]
+        assert c.post("/metrics", json=m).status_code == 200
+    assert srv.stop() == 0
+    wal = list((tmp_path / "d2" / "wal").glob("*.wal"))
+    assert sum(f.stat().st_size for f in wal) == 0     # everything went to SQL; the WAL holds nothing
+    srv2 = server_factory(tmp_path / "d2")
+    with srv2.client() as c:
+        r = c.get("/render", params={"target": "flush.me", "from": str(NOW - 10), "until": str(NOW + 300),
+                                     "maxDataPoints": "0"})
+        assert [v for v, _ in r.json()[0]["datapoints"] if v is not None] == [float(i) for i in range(30)]
+
+
+def test_carbon_plaintext_listener(server_factory, tmp_path):
+    port = free_port()
+    srv = server_factory(tmp_path / "d3", extra_args=["--carbon-port", str(port)])
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"carbon.a 1.5 {NOW + 60}\nthis is bad\ncarbon.b;dc=x 2 {NOW + 60}\n".encode())
+    deadline = time.time() + 10
+    with srv.client() as c:
+        while time.time() < deadline:
+            r = c.get("/render", params={"target": "carbon.a", "from": str(NOW), "until": str(NOW + 60),
+                                         "maxDataPoints": "0"})
+            if r.json():
+                break
+            time.sleep(0.1)
+        assert [v for v, _ in r.json()[0]["datapoints"] if v is not None] == [1.5]
+        assert c.get("/tags/findSeries", params={"expr": "dc=x"}).json() == ["carbon.b;dc=x"]
+        assert "plumbago_carbon_lines_invalid_total 1.0" in c.get("/metrics").text

@@ -1,0 +1,137 @@
+import os
+
+import numpy as np
+import pytest
+
+from storage.engine import AGGREGATIONS, SCHEMAS, EngineOptions, Storage
+
+T0 = 1_700_000_000_000   # ms, on a 2 h block boundary? (not required)
+
+
+def open_storage(path, url=None, **opts):
+    return Storage(str(path), url, EngineOptions(flush_interval=3600, **opts))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        return None
+    url = os.environ.get("PLUMBAGO_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PLUMBAGO_TEST_DATABASE_URL not set")
+    import sqlalchemy
+    from storage import sql
+    engine = sql.connect(url)
+    sql.metadata.drop_all(engine)   # each test starts from an empty schema
+    engine.dispose()
+    return url
+
+
+def write_series(st, names, n, step_ms=10_000, start=T0, tenant="anonymous"):
+    for i in range(n):
+        ts = np.full(len(names), start + i * step_ms, np.int64)
+        st.write(tenant, names, ts, np.arange(len(names), dtype=float) + i, intervals=np.full(len(names), 10))
+
+
+def test_write_read_head_then_flushed(tmp_path, db_url):
+    st = open_storage(tmp_path, db_url)
+    write_series(st, ["a.b", "a.c;dc=east"], 100)
+    sids = st.resolve("anonymous", ["a.b", "a.c;dc=east"])
+    before = st.read_raw(sids, T0, T0 + 99 * 10_000)
+    assert [len(ts) for ts, _ in before] == [100, 100]
+    st.flush(everything=True)
+    assert len(st.head) == 0
+    after = st.read_raw(sids, T0, T0 + 99 * 10_000)
+    for (t1, v1), (t2, v2) in zip(before, after):
+        assert t1.tolist() == t2.tolist() and v1.tolist() == v2.tolist()
+    st.close()
+
+
+def test_restart_restores_index_data_and_configs(tmp_path, db_url):
+    st = open_storage(tmp_path, db_url)
+    write_series(st, ["x.y"], 10)
+    st.flush(everything=True)
+    write_series(st, ["x.y"], 5, start=T0 + 10 * 10_000)   # in the WAL only
+    st.set_config_text("anonymous", SCHEMAS, "[all]\npattern = .*\nretentions = 10s:1d,1m:7d\n")
+    st.wal.close()                                            # no flush: simulate a crash
+    st2 = open_storage(tmp_path, db_url)
+    sid = st2.resolve("anonymous", ["x.y"])
+    (ts, vals), = st2.read_raw(sid, T0, T0 + 10**9)
+    assert len(ts) == 15 and vals[9] == 9 and vals[-1] == 4
+    assert st2.config_text("anonymous", SCHEMAS).startswith("[all]")
+    assert [r.interval for r in st2.storage_config("anonymous").schema_for("x.y").retentions] == [10, 60]
+    st2.close()
+
+
+def test_last_write_wins_across_flush(tmp_path):
+    st = open_storage(tmp_path)
+    st.write("anonymous", ["m"], np.array([T0]), np.array([1.0]))
+    st.flush(everything=True)
+    st.write("anonymous", ["m"], np.array([T0]), np.array([2.0]))
+    sid = st.resolve("anonymous", ["m"])
+    assert st.read_raw(sid, T0, T0)[0][1].tolist() == [2.0]
+    st.flush(everything=True)
+    assert st.read_raw(sid, T0, T0)[0][1].tolist() == [2.0]
+    assert st.compact(now_ms=T0 + 10**9) == 1
+    assert st.read_raw(sid, T0, T0)[0][1].tolist() == [2.0]
+    st.close()
+
+
+def test_rollups_keep_all_aggregates(tmp_path, db_url):
+    st = open_storage(tmp_path, db_url)
+    st.set_config_text("anonymous", SCHEMAS, "[all]\npattern = .*\nretentions = 10s:1d,60s:30d\n")
+    start = (T0 // 60_000) * 60_000
+    # 12 samples over two minute buckets: values 0..11, one NaN that must not count
+    vals = np.arange(12, dtype=float)
+    vals[3] = np.nan
+    st.write("anonymous", ["r"] * 12, start + 10_000 * np.arange(1, 13), vals)
+    sid = st.resolve("anonymous", ["r"])
+    live = st.read_rollup(sid, 60, start, start + 120_000)[0]   # computed from the head
+    st.flush(everything=True)
+    ts, cols = st.read_rollup(sid, 60, start, start + 120_000)[0]
+    assert ts.tolist() == [start + 60_000, start + 120_000] == live[0].tolist()
+    total, count, low, high, last = cols
+    assert total.tolist() == [0 + 1 + 2 + 4 + 5, 6 + 7 + 8 + 9 + 10 + 11]
+    assert count.tolist() == [5, 6] and low.tolist() == [0, 6] and high.tolist() == [5, 11]
+    assert last.tolist() == [5, 11]
+    for a, b in zip(cols, live[1]):
+        assert a.tolist() == b.tolist()
+    st.close()
+
+
+def test_retention_deletes_old_chunks(tmp_path):
+    st = open_storage(tmp_path)
+    st.set_config_text("anonymous", SCHEMAS, "[all]\npattern = .*\nretentions = 10s:1h,1m:2h\n")
+    write_series(st, ["old"], 10)
+    st.flush(everything=True)
+    sid = st.resolve("anonymous", ["old"])
+    assert len(st.read_raw(sid, 0, T0 + 10**9)[0][0]) == 10
+    assert st.apply_retention(now_ms=T0 + 3 * 3600_000) >= 2   # raw chunk and rollup rows are gone
+    assert len(st.read_raw(sid, 0, T0 + 10**9)[0][0]) == 0
+    st.close()
+
+
+def test_delete_series(tmp_path):
+    st = open_storage(tmp_path)
+    write_series(st, ["d.a", "d.b"], 3)
+    st.flush(everything=True)
+    sids = st.resolve("anonymous", ["d.a", "d.b"])
+    assert st.delete_series("anonymous", sids[:1]) == 1
+    assert "d.a" not in st.index.tenant("anonymous").by_key
+    st.close()
+    st2 = open_storage(tmp_path)
+    assert "d.a" not in st2.index.tenant("anonymous").by_key
+    assert "d.b" in st2.index.tenant("anonymous").by_key
+    st2.close()
+
+
+def test_tenants_are_separate(tmp_path):
+    st = open_storage(tmp_path)
+    st.write("t1", ["same.name"], np.array([T0]), np.array([1.0]))
+    st.write("t2", ["same.name"], np.array([T0]), np.array([2.0]))
+    s1 = st.resolve("t1", ["same.name"])
+    s2 = st.resolve("t2", ["same.name"])
+    assert s1[0] != s2[0]
+    assert st.read_raw(s1, T0, T0)[0][1].tolist() == [1.0]
+    assert st.read_raw(s2, T0, T0)[0][1].tolist() == [2.0]
+    st.close()
