@@ -121,3 +121,13 @@ def evaluate_targets(ctx: EvalContext, trees: list) -> list[Series]:
             raise FunctionError(f"target does not evaluate to a series list: {result!r}")
         out.extend(result)
     return out
+
+
+def evaluate_in_window(ctx: EvalContext, node, start: int, end: int):
+    """Evaluate a subtree over another time window (timeShift, moving windows with their preview,
+    holtWinters bootstraps...): a fresh prefetch for that window, the same request otherwise."""
+    import dataclasses
+    fctx = dataclasses.replace(ctx.fetch, start=int(start), end=int(end))
+    sub = EvalContext(fetch=fctx, params=ctx.params)
+    prefetch(sub, [node])
+    return evaluate(sub, node)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import pickle
 import re
 import zoneinfo
+from collections import deque
 from itertools import repeat
 from typing import Any, Callable
 
@@ -60,7 +60,7 @@ def _flag(params: Any, *names: str) -> bool:
 
 def _int_param(params: Any, *names: str) -> int:
     value = _param(params, *names, default=0)
-    if isinstance(value, (_dt.datetime,)):
+    if isinstance(value, _dt.datetime):
         return int(value.timestamp())
     try:
         return int(value)
@@ -75,14 +75,22 @@ def _query_bounds(params: Any) -> tuple[int, int]:
 
 # --- shared value helpers -----------------------------------------------------------------------------------------
 
+def _with_nulls(items: list, values: np.ndarray, null: Any) -> list:
+    """Put `null` into `items` wherever `values` is NaN (a C-level map over the null positions only)."""
+    nulls = np.flatnonzero(np.isnan(values))
+    if len(nulls):
+        deque(map(items.__setitem__, nulls.tolist(), repeat(null)), maxlen=0)
+    return items
+
+
 def _values_with_none(values: np.ndarray) -> list:
     """Values as a Python list with None for null (what pickle / msgpack consumers expect)."""
-    nulls = np.isnan(values)
-    if not nulls.any():
-        return values.tolist()
-    obj = values.astype(object)
-    obj[nulls] = None
-    return obj.tolist()
+    return _with_nulls(values.tolist(), values, None)
+
+
+def _reprs(values: np.ndarray, null: str) -> list:
+    """Python's repr of each value (what graphite-web's csv and raw write), `null` for NaN."""
+    return _with_nulls(list(map(repr, values.tolist())), values, null)
 
 
 def _tags(series: Series) -> dict:
@@ -377,13 +385,11 @@ def encode_csv(series_list: list[Series], params: Any = None) -> tuple[bytes, st
             local = ts if tz is _dt.timezone.utc else ts + _utc_offsets(ts, tz)
             text = np.datetime_as_string(local.astype("datetime64[s]"), unit="s")
             stamps = grids[key] = np.char.add(np.char.replace(text, "T", " "), ",").tolist()
-        # floats print via str() like csv.writer does; nulls become empty fields
-        values = np.array(list(map(repr, s.values.tolist())), dtype=object)
-        values[np.isnan(s.values)] = ""
+        values = _reprs(s.values, "")          # csv.writer prints floats with str() == repr()
         out = [None] * (4 * n)
         out[0::4] = [_csv_quote(s.name) + ","] * n
         out[1::4] = stamps
-        out[2::4] = values.tolist()
+        out[2::4] = values
         out[3::4] = ["\r\n"] * n
         chunks.append("".join(out))
     return "".join(chunks).encode(), "text/csv"
@@ -395,9 +401,8 @@ def encode_raw(series_list: list[Series], params: Any = None) -> tuple[bytes, st
     """graphite-web's rawData: `name,start,end,step|v1,v2,...\\n` with Python reprs (`None` for null)."""
     lines = []
     for s in series_list:
-        values = np.array(list(map(repr, s.values.tolist())), dtype=object)
-        values[np.isnan(s.values)] = "None"
-        lines.append("%s,%d,%d,%d|%s\n" % (s.name, s.start, s.end, s.step, ",".join(values.tolist())))
+        values = _reprs(s.values, "None")
+        lines.append("%s,%d,%d,%d|%s\n" % (s.name, s.start, s.end, s.step, ",".join(values)))
     return "".join(lines).encode(), "text/plain"
 
 

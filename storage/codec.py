@@ -57,6 +57,8 @@ _ONE = np.uint64(1)
 _POW10 = [float(10 ** k) for k in range(MAX_SCALE + 1)]
 _EXC_DIVISOR = 8             # INT tolerates at most n // 8 exceptions
 _PROBE = 64                  # values tried first before scaling a whole chunk
+_MAX_WINDOW = 1 << 21
+_UNKNOWN_SIZE = 2 ** 64 - 1  # zstd's "content size not in the frame header"
 
 
 class CodecError(ValueError):
@@ -83,7 +85,9 @@ def _zcompressor() -> zstandard.ZstdCompressor:
 def _zdecompressor() -> zstandard.ZstdDecompressor:
     d = getattr(_tls, "d", None)
     if d is None:
-        d = _tls.d = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+        # Level 3 never needs more than a 2 MiB window; a corrupt frame header may not ask for more memory.
+        d = _tls.d = zstandard.ZstdDecompressor(
+            format=zstandard.FORMAT_ZSTD1_MAGICLESS, max_window_size=_MAX_WINDOW)
     return d
 
 
@@ -195,7 +199,11 @@ class _Reader:
             return self.take(m)
         frame = self.take(size)
         try:
-            # Frames carry no content size; max_output_size bounds the allocation to the m bytes expected.
+            # The encoder writes no content size, so max_output_size bounds the output to the m bytes
+            # expected. A corrupt header that declares one would be allocated as declared: refuse it first.
+            declared = zstandard.get_frame_parameters(frame, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+            if declared.content_size not in (m, _UNKNOWN_SIZE):
+                raise CodecError(f"compressed plane declares {declared.content_size} bytes, expected {m}")
             raw = _zdecompressor().decompress(frame, max_output_size=m, allow_extra_data=False)
         except zstandard.ZstdError as exc:
             raise CodecError(f"bad compressed plane: {exc}") from None

@@ -4,13 +4,16 @@ The language is graphite-web 1.1's (`render/grammar_unsafe.py`, `render/evaluato
 expressions, literal arguments, `a|f(x)` pipes and `template(...)`. The grammar is built once at import;
 `parse_target` returns frozen dataclasses, so a parsed target can be cached and shared between requests.
 
-Where we differ from graphite-web, we accept a superset and never read the same text differently:
+Where we differ from graphite-web it is almost always by accepting more:
   * trailing text after a complete target is an error (graphite-web silently ignores it);
   * calls may take keyword arguments only (`f(x=1)`), templates may mix positional and keyword values;
-  * `true`, `false`, `None`, `inf` (and `-inf`) are literals only when followed by `,` `)` or the end, like
-    numbers, so a path that merely starts with such a word (`inf.cpu`) still parses as a path;
+  * `true`, `false`, `None`, `inf` are literals only when followed by `,` `)` or the end, like numbers,
+    so an argument path that merely starts with such a word (`inf.cpu`) parses instead of failing;
+  * `-inf` is negative infinity (graphite-web reads it as a path that can match nothing);
   * a backslash may escape any character in a path, and the escape is kept in `PathExpr.text` so the glob
-    layer can tell `a\\*` (literal star) from `a*`; `{}` groups may nest and have empty alternatives.
+    layer can tell `a\\*` (literal star) from `a*`; `{}` groups may nest and have empty alternatives;
+  * a template value substituted as a whole argument becomes an int when it is all digits (graphite-web
+    makes every numeric-looking string a float, which node-index arguments then reject).
 """
 from __future__ import annotations
 
@@ -279,7 +282,7 @@ def _ast_depth(node) -> int:
 def _ensure_stack(depth: int) -> None:
     # pyparsing spends about 17-22 Python frames per nesting level, so 100 levels need more than
     # CPython's default limit of 1000. Raise it just enough, never lower it (other threads may be deep).
-    # Python-to-Python calls do not grow the C stack on 3.11+, so this is safe in worker threads too.
+    # On 3.11+ Python-to-Python calls do not grow the C stack, so this is safe in worker threads too.
     frame, used = sys._getframe(), 0
     while frame is not None:
         used += 1

@@ -318,39 +318,54 @@ def test_random_corruption_never_crashes():
 @pytest.mark.parametrize("blob", [
     b"",
     b"\x00",
-    b"\x02\x00\x00\x00",                                   # unknown version
+    b"\x02\x00\x00",                                       # unknown version
     b"\x01",                                               # header cut short
-    b"\x01\x80\x01\x01",                                   # unknown flag
-    b"\x01\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f\x01",   # absurd sample count
-    b"\x01\x00\x81\xad\xe2\x04\x01",                       # 10,000,001 samples: over the limit
-    b"\x01\x00\x01\x80\x01",                               # 128 columns
-    b"\x01\x00\x01\x01\x07\x00\x00",                       # unknown timestamp mode
-    b"\x01\x00\x01\x01\x00\x00\x09",                       # unknown value encoding
-    b"\x01\x00\x01\x01\x00\x00\x00\x00\x00",                # CONST value cut short
-    b"\x01\x00\x02\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",   # regular delta 0: not increasing
-    b"\x01\x00\x01\x01\x00\x00\x01\x99",                   # bad word packing byte
-    b"\x01\x00" + b"\xff" * 10 + b"\x01",                # varint longer than 64 bits
-    b"\x01\x01\x05\x01\x00",                               # compressed flag, no frame
+    b"\x01" + b"\xff" * 9 + b"\x7f\x01",                    # sample count beyond 64 bits
+    b"\x01" + b"\xff" * 10 + b"\x01",                        # varint longer than 10 bytes
+    b"\x01\x81\xad\xe2\x04\x01",                           # 10,000,001 samples: over the limit
+    b"\x01\x01\x80\x01",                                   # 128 columns
+    b"\x01\x01\x01\x07\x00\x00",                           # unknown timestamp mode
+    b"\x01\x01\x01\x00\x00\x09",                           # unknown value encoding
+    b"\x01\x01\x01\x00\x00\x00\x00\x00",                   # CONST value cut short
+    b"\x01\x02\x01\x00\x00\x00" + b"\x00" * 9,              # regular delta 0: not increasing
+    b"\x01\x01\x01\x00\x00\x01\x99",                       # bad word packing byte (planes 9..9)
+    b"\x01\x01\x01\x00\x00\x01\x21",                       # bad word packing byte (lo > hi)
+    b"\x01\x01\x01\x00\x00\x01\x01\x05" + b"\x00" * 5,     # compressed plane that is no zstd frame
+    b"\x01\x03\x01\x00\x00\x14\x04\x21\x00\x00\x00\x00", # INT order 2 with k=1 but cut short
+    b"\x01\x02\x01\x00\x00\x14\x04\x31\x00",               # INT order 3: unknown
+    b"\x01\x02\x01\x00\x00\x14\x04\x0a\x00\x00",           # INT scale 10: beyond MAX_SCALE
+    b"\x01\x02\x01\x00\x00\x14\x04\x00\x03",               # INT with more exceptions than samples
 ])
-def test_malformed_headers_raise(blob):
+def test_malformed_blobs_raise(blob):
     with pytest.raises(CodecError):
         decode_columns(blob)
 
 
+def _frame(raw: bytes) -> bytes:
+    params = zstandard.ZstdCompressionParameters.from_level(
+        3, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=0, write_checksum=0)
+    return zstandard.ZstdCompressor(compression_params=params).compress(raw)
+
+
 def test_declared_sizes_are_checked_before_allocating():
-    # A compressed payload may not declare more bytes than n samples can need.
-    frame = codec._zcompressor().compress(b"\x00" * (1 << 20))
-    with pytest.raises(CodecError, match="declares"):
-        decode_columns(b"\x01\x01\x03\x01" + frame)
-    # Word planes must actually be present for the declared count.
+    # 2,000,000 samples declared with 8 raw byte planes: 16 MB that are not there. Refused before allocating.
     with pytest.raises(CodecError, match="truncated"):
-        decode_columns(b"\x01\x00\x80\x89\x7a\x01" + b"\x00\x00\x08" + b"\x01\x08" + b"\x00" * 100)
-    # An unknown content size (frame without it) is refused too.
-    plain = zstandard.ZstdCompressor(
-        compression_params=zstandard.ZstdCompressionParameters.from_level(
-            3, format=zstandard.FORMAT_ZSTD1_MAGICLESS, write_content_size=0)).compress(b"\x00" * 64)
+        decode_columns(b"\x01\x80\x89\x7a\x01" + b"\x00\x00\x08" + b"\x01\x08" + b"\x00" * 101)
+    # A compressed plane may not decode to more bytes than the plane holds.
+    big = _frame(b"\x00" * (1 << 20))
+    size = bytearray()
+    codec._put_uvarint(size, len(big))
     with pytest.raises(CodecError):
-        decode_columns(b"\x01\x01\x03\x01" + plain)
+        decode_columns(b"\x01\x0a\x01\x00\x00\x14\x01\x01" + bytes(size) + big)
+    # ... nor to fewer.
+    small = _frame(b"\x00" * 5)
+    with pytest.raises(CodecError):
+        decode_columns(b"\x01\x0a\x01\x00\x00\x14\x01\x01" + bytes([len(small)]) + small)
+    # The same blob with a plane of the right size decodes (so the two above fail for the stated reason).
+    right = _frame(b"\x00" * 10)
+    ts, v = decode(b"\x01\x0a\x01\x00\x00\x14\x01\x01" + bytes([len(right)]) + right)
+    np.testing.assert_array_equal(ts, np.arange(10) * 20)
+    np.testing.assert_array_equal(bits(v), np.zeros(10, np.uint64))
 
 
 def test_non_bytes_input_is_a_type_error():
