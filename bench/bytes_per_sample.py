@@ -12,6 +12,11 @@ measured on the same samples in the same run:
   on-disk framing (length varint, encoding byte, CRC32) a block file adds per chunk.
 * whisper: 12 bytes per point (4-byte timestamp + 8-byte double), a fixed cost.
 
+Datasets (shares of the series in MIX): counters with Poisson increments at rates from 0.01 to 2000 per
+scrape and occasional resets, on Prometheus scrape timestamps with a few ms of jitter; gauges with 2 decimal
+places (random walks rounded), half on jittered scrape times, half on Graphite's whole seconds with ~1 % of
+points missing; constant series on Graphite timestamps; full-precision random-walk floats on an exact grid.
+
 Usage: python bench/bytes_per_sample.py [--series 1000] [--hours 24] [--seed 42]
 """
 from __future__ import annotations

@@ -47,6 +47,9 @@ def _fetch_keys(node, consolidate: str | None, out: set) -> None:
 
 
 def _series_by_tag_text(node) -> str:
+    """graphite-web uses the call's text as written as the pathExpression of the fetched series."""
+    if getattr(node, "raw", ""):
+        return node.raw
     return "seriesByTag(" + ",".join(repr(a.value) if isinstance(a, g.String) else str(a) for a in node.args) + ")"
 
 

@@ -493,16 +493,13 @@ def _decode(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
     ncols = r.uvarint()
     if n > MAX_SAMPLES or ncols > MAX_COLUMNS:
         raise CodecError(f"implausible chunk header: {n} samples, {ncols} columns")
-    body = blob[r.pos:]
     if n == 0:
-        if body:
-            raise CodecError("bytes after an empty chunk")
-        return np.empty(0, np.int64), [np.empty(0, np.float64) for _ in range(ncols)]
-    r = _Reader(body)
-    ts = _decode_ts(r, n)
-    cols = [_decode_values(r, n) for _ in range(ncols)]
-    if r.pos != len(body):
-        raise CodecError(f"{len(body) - r.pos} stray bytes after the last section")
+        ts, cols = np.empty(0, np.int64), [np.empty(0, np.float64) for _ in range(ncols)]
+    else:
+        ts = _decode_ts(r, n)
+        cols = [_decode_values(r, n) for _ in range(ncols)]
+    if r.pos != len(blob):
+        raise CodecError(f"{len(blob) - r.pos} stray bytes after the last section")
     return ts, cols
 
 

@@ -72,22 +72,30 @@ def reference():
         yield ref
 
 
-@pytest.fixture(scope="session")
-def plumbago(tmp_path_factory):
+DEFAULT_CONFIG = ("storage_schemas: |\n  [slow]\n  pattern = ^misc\\.slow$\n  retentions = 120s:30d\n"
+                  "  [default]\n  pattern = .*\n  retentions = 60s:30d\n")
+
+
+def start_plumbago(dataset: dict, data_dir, config: str = DEFAULT_CONFIG):
+    """A `plumbago serve` holding `dataset` (gwref's format), ingested over POST /metrics. Caller stops it."""
     from tests.conftest import Server
-    config = ("storage_schemas: |\n  [slow]\n  pattern = ^misc\\.slow$\n  retentions = 120s:30d\n"
-              "  [default]\n  pattern = .*\n  retentions = 60s:30d\n")
-    srv = Server(tmp_path_factory.mktemp("diff") / "data", config=config).start()
+    srv = Server(data_dir, config=config).start()
     metrics = []
-    for name, points in DATASET["points"].items():
+    for name, points in dataset["points"].items():
         base, *tags = name.split(";")
-        step = DATASET["steps"].get(name, STEP)
+        step = dataset.get("steps", {}).get(name, dataset["step"])
         metrics += [{"name": base, "tags": tags, "interval": step, "value": v, "time": t, "mtype": "gauge"}
                     for t, v in points if v is not None]
     with srv.client() as c:
         for i in range(0, len(metrics), 5000):
             r = c.post("/metrics", json=metrics[i:i + 5000])
             assert r.status_code == 200 and r.json()["Invalid"] == 0, r.text
+    return srv
+
+
+@pytest.fixture(scope="session")
+def plumbago(tmp_path_factory):
+    srv = start_plumbago(DATASET, tmp_path_factory.mktemp("diff") / "data")
     yield srv
     srv.stop()
 
