@@ -13,7 +13,7 @@ from starlette.routing import Route
 from storage.engine import EngineOptions, Storage
 from storage.schemas import parse_aggregations, parse_schemas
 
-from . import config_api, ingest_api, metrics_api, ops, render, tags_api
+from . import config_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
 from .http_util import blocking
 
 log = logging.getLogger("plumbago")
@@ -52,6 +52,9 @@ def _graphite_routes() -> list[Route]:
         Route("/tags/delSeries", tags_api.del_series_view, methods=["POST"]),
         Route("/tags/{tag}", tags_api.tag_values_view, methods=any_method),
         Route("/config/{kind:str}", config_api.config_view, methods=["GET", "POST"]),
+        Route("/functions", functions_api.functions_view, methods=["GET"]),
+        Route("/functions/", functions_api.functions_view, methods=["GET"]),
+        Route("/functions/{name}", functions_api.function_view, methods=["GET"]),
         Route("/version", ops.version_view, methods=["GET"]),
         Route("/version/", ops.version_view, methods=["GET"]),
     ]

@@ -245,3 +245,17 @@ def test_oversize_body_is_413(server):
     with server.client() as c:
         r = c.post("/metrics", content=b"[" + b" " * (65 << 20) + b"]", headers={"Content-Type": "application/json"})
         assert r.status_code == 413
+
+
+def test_functions_index(server):
+    with server.client() as c:
+        r = c.get("/functions")
+        assert r.status_code == 200
+        info = r.json()["consolidateBy"]
+        assert info["group"] == "Special" and info["module"] == "graphite.render.functions"
+        assert info["params"][0] == {"name": "seriesList", "type": "seriesList", "required": True}
+        assert "Special" in c.get("/functions", params={"grouped": "1"}).json()
+        assert c.get("/functions/consolidateBy").json()["name"] == "consolidateBy"
+        r = c.get("/functions/nosuch")
+        assert r.status_code == 404 and r.json() == {"error": "Function not found: nosuch"}
+        assert c.get("/graphite/functions", params={"jsonp": "cb"}).text.startswith("cb({")

@@ -1,0 +1,429 @@
+"""Filter Series and Filter Data families (graphite-web 1.1.10 semantics).
+
+Filter Series functions keep or drop whole series (by name, by an aggregate of their values, by rank) and
+return them untouched; Filter Data functions null out individual points. Per-series aggregates follow
+graphite-web's "safe" functions (nulls ignored, `count` of an empty series is 0, `avg_zero` counts nulls as 0)
+and sum left to right like Python's `sum`, so ties and thresholds land exactly where graphite-web puts them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from storage.matchers import BadRegex, compile_regex
+
+from ..consolidation import get_aggregator
+from ..series import Series
+from ..target import grammar as g
+from .common import format_g, percentile
+from .registry import (AGG_FUNC, BOOLEAN, FLOAT, INTEGER, SERIES_LIST, STRING, FunctionError, Param, REGISTRY, bind,
+                       register)
+
+# graphite-web's aggFuncs and aggFuncAliases (functions/aggfuncs.py); `<name>Series` is NOT accepted here
+_AGG_CANONICAL = {"average", "avg_zero", "median", "sum", "min", "max", "diff", "stddev", "count", "range",
+                  "multiply", "last"}
+_AGG_ALIASES = {"rangeOf": "range", "avg": "average", "total": "sum", "current": "last"}
+AGG_FUNC_OPTIONS = sorted(_AGG_CANONICAL | set(_AGG_ALIASES))
+
+_OPERATORS = ["!=", "<", "<=", "=", ">", ">="]
+
+
+# --- per-series aggregates -----------------------------------------------------------------------------------------
+
+def _seq_sum(values: np.ndarray) -> float:
+    # cumsum accumulates strictly left to right, as Python's sum does; np.sum's pairwise order can differ in the
+    # last bit, which would move ties and exact-threshold comparisons away from graphite-web's
+    return float(np.cumsum(values)[-1])
+
+
+def agg_func_name(func: str, where: str) -> str:
+    """Canonical aggregation name, or a FunctionError naming the caller (graphite-web's getAggFunc)."""
+    if func in _AGG_CANONICAL:
+        return func
+    if func in _AGG_ALIASES:
+        return _AGG_ALIASES[func]
+    raise FunctionError(f"{where}: Unsupported aggregation function: {func}")
+
+
+def series_aggregate(values: np.ndarray, func: str) -> float:
+    """One series reduced by a canonical aggregation name with graphite-web's null rules; NaN = None."""
+    present = values[~np.isnan(values)]
+    if func == "count":
+        return float(len(present))                      # safeLen: 0, never None
+    if func == "avg_zero":
+        # nulls count as 0 and in the divisor; an empty series has no value
+        return _seq_sum(present) / len(values) if len(present) else (0.0 if len(values) else math.nan)
+    if func == "multiply":
+        # safeMul: None as soon as one factor is None
+        if not len(values) or len(present) < len(values):
+            return math.nan
+        return float(np.multiply.accumulate(values)[-1])
+    if not len(present):
+        return math.nan
+    if func == "sum":
+        return _seq_sum(present)
+    if func == "average":
+        return _seq_sum(present) / len(present)
+    if func == "diff":
+        return _seq_sum(np.concatenate([present[:1], -present[1:]]))
+    if func == "stddev":
+        mean = _seq_sum(present) / len(present)
+        dev = present - mean
+        return math.sqrt(_seq_sum(dev * dev) / len(present))
+    # min, max, last, median, range do not depend on summation order
+    return float(get_aggregator(func)(present))
+
+
+def sort_key(value: float) -> float:
+    """graphite-web's keyFunc: a None aggregate sorts as -inf."""
+    return -math.inf if math.isnan(value) else value
+
+
+def compile_user_regex(pattern: str, where: str):
+    """A user regex with Python `re.search` semantics, compiled by RE2 (linear time); bad → 400."""
+    try:
+        return compile_regex(pattern, anchor="none")
+    except BadRegex as exc:
+        raise FunctionError(f"{where}: {exc}") from None
+
+
+def _by_param(spec_name: str, args: list, kwargs: dict) -> dict:
+    """Bound positional and keyword arguments as {param name: value}."""
+    params = REGISTRY[spec_name].params
+    out = {p.name: p.default for p in params}
+    out.update({p.name: v for p, v in zip(params, args)})
+    out.update(kwargs)
+    return out
+
+
+# --- filterSeries and its shorthands -------------------------------------------------------------------------------
+
+def _keep(value: float, operator: str, threshold: float) -> bool:
+    null = math.isnan(value)
+    if operator == "=":
+        return not null and value == threshold
+    if operator == "!=":
+        return null or value != threshold
+    if operator == ">":
+        return not null and value > threshold
+    if operator == ">=":
+        return not null and value >= threshold
+    if operator == "<":
+        return null or value < threshold
+    if operator == "<=":
+        return null or value <= threshold
+    raise FunctionError(f"filterSeries: Unsupported operator: {operator}")
+
+
+def _filter(series_list: list[Series], func: str, operator: str, threshold: float, where: str) -> list[Series]:
+    name = agg_func_name(func, where)
+    if operator not in _OPERATORS:
+        raise FunctionError(f"{where}: Unsupported operator: {operator}")
+    return [s for s in series_list if _keep(series_aggregate(s.values, name), operator, threshold)]
+
+
+_SL = Param("seriesList", SERIES_LIST, required=True)
+_N_FLOAT = Param("n", FLOAT, required=True)
+_N_INT = Param("n", INTEGER, required=True)
+
+
+@register("filterSeries", [_SL, Param("func", AGG_FUNC, required=True, options=AGG_FUNC_OPTIONS),
+                           Param("operator", STRING, required=True, options=_OPERATORS),
+                           Param("threshold", FLOAT, required=True)], group="Filter Series")
+def filter_series(ctx, series_list, func, operator, threshold):
+    """Keeps the series whose aggregate (func) compares true against threshold with operator
+    (=, !=, >, >=, <, <=). A series whose aggregate is null passes only !=, < and <=."""
+    return _filter(series_list, func, operator, threshold, "filterSeries")
+
+
+def _threshold_filter(name: str, func: str, operator: str, doc: str):
+    def fn(ctx, series_list, n):
+        return _filter(series_list, func, operator, n, name)
+    fn.__doc__ = doc
+    fn.__name__ = name
+    register(name, [_SL, _N_FLOAT], group="Filter Series")(fn)
+    return fn
+
+
+_threshold_filter("maximumAbove", "max", ">", "Keeps the series whose maximum is above n.")
+_threshold_filter("maximumBelow", "max", "<=", "Keeps the series whose maximum is at most n.")
+_threshold_filter("minimumAbove", "min", ">", "Keeps the series whose minimum is above n.")
+_threshold_filter("minimumBelow", "min", "<=", "Keeps the series whose minimum is at most n.")
+_threshold_filter("currentAbove", "last", ">", "Keeps the series whose last non-null value is above n.")
+_threshold_filter("currentBelow", "last", "<=", "Keeps the series whose last non-null value is at most n.")
+_threshold_filter("averageAbove", "average", ">", "Keeps the series whose average is above n.")
+_threshold_filter("averageBelow", "average", "<=", "Keeps the series whose average is at most n.")
+
+
+# --- ranking -------------------------------------------------------------------------------------------------------
+
+def rank(series_list: list[Series], func: str, descending: bool, where: str) -> list[Series]:
+    """Stable sort by an aggregate (None as -inf), as graphite-web's list.sort(key=keyFunc(...))."""
+    name = agg_func_name(func, where)
+    keyed = [(sort_key(series_aggregate(s.values, name)), s) for s in series_list]
+    keyed.sort(key=lambda kv: kv[0], reverse=descending)
+    return [s for _, s in keyed]
+
+
+@register("highest", [_SL, _N_INT, Param("func", AGG_FUNC, default="average", options=AGG_FUNC_OPTIONS)],
+          group="Filter Series")
+def highest(ctx, series_list, n=1, func="average"):
+    """The n series with the highest aggregate (func, default average) over the window."""
+    return rank(series_list, func, True, "highest")[:int(n)]
+
+
+@register("lowest", [_SL, _N_INT, Param("func", AGG_FUNC, default="average", options=AGG_FUNC_OPTIONS)],
+          group="Filter Series")
+def lowest(ctx, series_list, n=1, func="average"):
+    """The n series with the lowest aggregate (func, default average) over the window."""
+    return rank(series_list, func, False, "lowest")[:int(n)]
+
+
+def _ranked(name: str, func: str, descending: bool, doc: str):
+    def fn(ctx, series_list, n):
+        return rank(series_list, func, descending, name)[:int(n)]
+    fn.__doc__ = doc
+    fn.__name__ = name
+    register(name, [_SL, _N_INT], group="Filter Series")(fn)
+    return fn
+
+
+_ranked("highestAverage", "average", True, "The n series with the highest average.")
+_ranked("highestCurrent", "current", True, "The n series with the highest last non-null value.")
+_ranked("highestMax", "max", True, "The n series with the highest maximum.")
+_ranked("lowestAverage", "average", False, "The n series with the lowest average.")
+_ranked("lowestCurrent", "current", False, "The n series with the lowest last non-null value.")
+
+
+@register("mostDeviant", [_SL, _N_INT], group="Filter Series")
+def most_deviant(ctx, series_list, n):
+    """The n series with the largest variance (mean squared distance from their own mean); series without
+    values are dropped."""
+    scored = []
+    for s in series_list:
+        present = s.values[~np.isnan(s.values)]
+        if not len(present):
+            continue
+        mean = _seq_sum(present) / len(present)
+        dev = present - mean
+        scored.append((_seq_sum(dev * dev) / len(present), s))
+    scored.sort(key=lambda kv: sort_key(kv[0]), reverse=True)
+    return [s for _, s in scored][:n]
+
+
+@register("limit", [_SL, _N_INT], group="Filter Series")
+def limit(ctx, series_list, n):
+    """The first n series (Python slice semantics: a negative n drops from the end)."""
+    return series_list[0:n]
+
+
+# --- percentile bands ----------------------------------------------------------------------------------------------
+
+def _column_percentiles(matrix: np.ndarray, n: float) -> np.ndarray:
+    """NIST percentile (non-interpolating, as common.percentile) of every column of (series × points); NaN where
+    a column has no value."""
+    ordered = np.sort(matrix, axis=0)                  # NaN sorts last: the first `count` rows are the values
+    count = (~np.isnan(matrix)).sum(axis=0)
+    fractional = (n / 100.0) * (count + 1)
+    whole = np.trunc(fractional)
+    rank_ = (whole + np.ceil(fractional - whole)).astype(np.int64)
+    idx = np.where(rank_ == 0, 0, rank_ - 1)
+    idx = np.clip(idx, 0, np.maximum(count - 1, 0))    # rank − 1 == count takes the last value
+    out = np.take_along_axis(ordered, idx[None, :], axis=0)[0]
+    return np.where(count > 0, out, np.nan)
+
+
+@register("averageOutsidePercentile", [_SL, _N_FLOAT], group="Filter Series")
+def average_outside_percentile(ctx, series_list, n):
+    """Keeps the series whose average lies outside the band between the (100−n)th and nth percentiles of all
+    the averages (n < 50 is read as 100 − n)."""
+    averages = np.array([series_aggregate(s.values, "average") for s in series_list], dtype=np.float64)
+    if n < 50:
+        n = 100 - n
+    low, high = percentile(averages, 100 - n), percentile(averages, n)
+    # graphite-web 1.1.10 raises TypeError on a series without values; like its Python 2 ancestor we keep it
+    # (a null average is not inside the band)
+    return [s for s, avg in zip(series_list, averages) if math.isnan(avg) or not (low < avg < high)]
+
+
+@register("removeBetweenPercentile", [_SL, _N_FLOAT], group="Filter Series")
+def remove_between_percentile(ctx, series_list, n):
+    """Keeps the series with at least one value outside the band between the (100−n)th and nth percentiles of
+    all the values at that position (n < 50 is read as 100 − n)."""
+    if not series_list:
+        return []
+    if n < 50:
+        n = 100 - n
+    width = max(len(s.values) for s in series_list)
+    # rows are positional, like graphite-web's zip; shorter series are padded with nulls
+    matrix = np.full((len(series_list), width), np.nan)
+    for i, s in enumerate(series_list):
+        matrix[i, :len(s.values)] = s.values
+    low, high = _column_percentiles(matrix, 100 - n), _column_percentiles(matrix, n)
+    # graphite-web 1.1.10 raises TypeError on nulls; a null is neither inside nor outside the band here
+    with np.errstate(invalid="ignore"):
+        outside = ~np.isnan(matrix) & ~((low < matrix) & (matrix < high))
+    return [s for s, keep in zip(series_list, outside.any(axis=1)) if keep]
+
+
+# --- by name, by emptiness -----------------------------------------------------------------------------------------
+
+@register("exclude", [_SL, Param("pattern", STRING, required=True)], group="Filter Series")
+def exclude(ctx, series_list, pattern):
+    """Drops the series whose name matches the regular expression (searched anywhere in the name)."""
+    regex = compile_user_regex(pattern, "exclude")
+    return [s for s in series_list if not regex.search(s.name)]
+
+
+@register("grep", [_SL, Param("pattern", STRING, required=True)], group="Filter Series")
+def grep(ctx, series_list, pattern):
+    """Keeps only the series whose name matches the regular expression (searched anywhere in the name)."""
+    regex = compile_user_regex(pattern, "grep")
+    return [s for s in series_list if regex.search(s.name)]
+
+
+@register("removeEmptySeries", [_SL, Param("xFilesFactor", FLOAT)], group="Filter Series")
+def remove_empty_series(ctx, series_list, xFilesFactor=None):
+    """Keeps the series with at least one value, or with a non-null fraction of at least xFilesFactor (this
+    function's own default is 0, whatever the request's xFilesFactor)."""
+    xff = 0 if xFilesFactor is None else xFilesFactor
+    out = []
+    for s in series_list:
+        total = len(s.values)
+        present = int(np.count_nonzero(~np.isnan(s.values)))
+        if present and total and present / total >= xff:
+            out.append(s)
+    return out
+
+
+@register("unique", [Param("seriesLists", SERIES_LIST, required=True, multiple=True)], group="Filter Series")
+def unique(ctx, *series_lists):
+    """The series of all the lists, the first of each name only."""
+    seen: set = set()
+    out = []
+    for series_list in series_lists:
+        for s in series_list:
+            if s.name not in seen:
+                seen.add(s.name)
+                out.append(s)
+    return out
+
+
+@register("useSeriesAbove", [_SL, Param("value", FLOAT, required=True), Param("search", STRING, required=True),
+                             Param("replace", STRING, required=True)], group="Filter Series", raw_args=True)
+def use_series_above(ctx, node):
+    """For every series whose maximum is above value, renders the target named by replacing search (a regular
+    expression) with replace in its name, instead of the series itself."""
+    from ..evaluator import EvalContext, evaluate, prefetch
+    spec = REGISTRY["useSeriesAbove"]
+    args, kwargs = bind(spec, [evaluate(ctx, a) for a in node.args],
+                        {k: evaluate(ctx, a) for k, a in node.kwargs})
+    p = _by_param("useSeriesAbove", args, kwargs)
+    regex = compile_user_regex(p["search"], "useSeriesAbove")
+    names = []
+    for s in p["seriesList"]:
+        # graphite-web 1.1.10 raises TypeError on nulls (Python 3 max); the max of the values is what it means
+        top = np.fmax.reduce(s.values) if len(s.values) else math.nan
+        if not math.isnan(top) and top > p["value"]:
+            try:
+                names.append(regex.sub(p["replace"], s.name))
+            except Exception as exc:      # a bad group reference in replace
+                raise FunctionError(f"useSeriesAbove: parameter 'replace': {exc}") from None
+    if not names:
+        return []
+    trees = []
+    for name in names:
+        try:
+            trees.append(g.parse_target(name))
+        except (g.TargetSyntaxError, ValueError) as exc:
+            raise FunctionError(f"useSeriesAbove: cannot render {name!r}: {exc}") from None
+    # the new targets are fetched afresh over the same window, like graphite-web's evaluateTarget
+    sub = EvalContext(fetch=ctx.fetch, params=ctx.params)
+    prefetch(sub, trees)
+    out = []
+    for tree in trees:
+        result = evaluate(sub, tree)
+        if not isinstance(result, list):
+            raise FunctionError(f"useSeriesAbove: {g.format_target(tree)!r} is not a series list")
+        out.extend(s for s in result if s is not None and len(s.values) > 0)
+    return out
+
+
+# --- Filter Data ---------------------------------------------------------------------------------------------------
+
+def _rename(s: Series, func: str, n) -> None:
+    s.name = f"{func}({s.name}, {format_g(n)})"
+    s.path_expression = s.name
+
+
+def _check_percent(n, where: str) -> None:
+    # graphite-web asserts n (HTTP 500 on 0) and indexes backwards for negative n; both are bad input here
+    if n <= 0:
+        raise FunctionError(f"{where}: parameter 'n': the requested percent is required to be greater than 0")
+
+
+def _series_percentile(s: Series, n) -> float | None:
+    """graphite-web's nPercentile(...)[0][0]: None when the series has no value or n is so far above 100 that
+    graphite-web's index runs off the end (it then leaves the series as it is)."""
+    try:
+        value = percentile(s.values, n)
+    except IndexError:
+        return None
+    return None if math.isnan(value) else value
+
+
+def _tag_percentile(s: Series, n) -> None:
+    # graphite-web's nPercentile tags a copy that shares the tags dict, so the tag leaks onto the series;
+    # the value is the float parameter as Python prints it
+    s.tags = {**s.tags, "nPercentile": repr(float(n))}
+
+
+@register("removeAbovePercentile", [_SL, _N_FLOAT], group="Filter Data")
+def remove_above_percentile(ctx, series_list, n):
+    """Nulls the values above the nth percentile of each series."""
+    for s in series_list:
+        _check_percent(n, "removeAbovePercentile")
+        _rename(s, "removeAbovePercentile", n)
+        pct = _series_percentile(s, n)
+        if pct is None:
+            continue
+        _tag_percentile(s, n)
+        s.values = np.where(s.values > pct, np.nan, s.values)
+    return series_list
+
+
+@register("removeBelowPercentile", [_SL, _N_FLOAT], group="Filter Data")
+def remove_below_percentile(ctx, series_list, n):
+    """Nulls the values below the nth percentile of each series."""
+    for s in series_list:
+        _check_percent(n, "removeBelowPercentile")
+        _rename(s, "removeBelowPercentile", n)
+        pct = _series_percentile(s, n)
+        if pct is None:
+            continue
+        _tag_percentile(s, n)
+        s.values = np.where(s.values < pct, np.nan, s.values)
+    return series_list
+
+
+@register("removeAboveValue", [_SL, _N_FLOAT], group="Filter Data")
+def remove_above_value(ctx, series_list, n):
+    """Nulls the values above n."""
+    for s in series_list:
+        _rename(s, "removeAboveValue", n)
+        s.values = np.where(s.values > n, np.nan, s.values)
+    return series_list
+
+
+@register("removeBelowValue", [_SL, _N_FLOAT], group="Filter Data")
+def remove_below_value(ctx, series_list, n):
+    """Nulls the values below n."""
+    for s in series_list:
+        _rename(s, "removeBelowValue", n)
+        s.values = np.where(s.values < n, np.nan, s.values)
+    return series_list
+
+
+__all__ = ["AGG_FUNC_OPTIONS", "agg_func_name", "series_aggregate", "sort_key", "rank", "compile_user_regex",
+           "BOOLEAN"]
