@@ -57,6 +57,12 @@ class Plumbago:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(120)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:

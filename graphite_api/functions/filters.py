@@ -17,8 +17,7 @@ from ..consolidation import get_aggregator
 from ..series import Series
 from ..target import grammar as g
 from .common import format_g, percentile
-from .registry import (AGG_FUNC, BOOLEAN, FLOAT, INTEGER, SERIES_LIST, STRING, FunctionError, Param, REGISTRY, bind,
-                       register)
+from .registry import AGG_FUNC, FLOAT, INTEGER, REGISTRY, SERIES_LIST, STRING, FunctionError, Param, bind, register
 
 # graphite-web's aggFuncs and aggFuncAliases (functions/aggfuncs.py); `<name>Series` is NOT accepted here
 _AGG_CANONICAL = {"average", "avg_zero", "median", "sum", "min", "max", "diff", "stddev", "count", "range",
@@ -131,15 +130,15 @@ _N_INT = Param("n", INTEGER, required=True)
 @register("filterSeries", [_SL, Param("func", AGG_FUNC, required=True, options=AGG_FUNC_OPTIONS),
                            Param("operator", STRING, required=True, options=_OPERATORS),
                            Param("threshold", FLOAT, required=True)], group="Filter Series")
-def filter_series(ctx, series_list, func, operator, threshold):
+def filter_series(ctx, seriesList, func, operator, threshold):
     """Keeps the series whose aggregate (func) compares true against threshold with operator
     (=, !=, >, >=, <, <=). A series whose aggregate is null passes only !=, < and <=."""
-    return _filter(series_list, func, operator, threshold, "filterSeries")
+    return _filter(seriesList, func, operator, threshold, "filterSeries")
 
 
 def _threshold_filter(name: str, func: str, operator: str, doc: str):
-    def fn(ctx, series_list, n):
-        return _filter(series_list, func, operator, n, name)
+    def fn(ctx, seriesList, n):
+        return _filter(seriesList, func, operator, n, name)
     fn.__doc__ = doc
     fn.__name__ = name
     register(name, [_SL, _N_FLOAT], group="Filter Series")(fn)
@@ -168,21 +167,21 @@ def rank(series_list: list[Series], func: str, descending: bool, where: str) -> 
 
 @register("highest", [_SL, _N_INT, Param("func", AGG_FUNC, default="average", options=AGG_FUNC_OPTIONS)],
           group="Filter Series")
-def highest(ctx, series_list, n=1, func="average"):
+def highest(ctx, seriesList, n=1, func="average"):
     """The n series with the highest aggregate (func, default average) over the window."""
-    return rank(series_list, func, True, "highest")[:int(n)]
+    return rank(seriesList, func, True, "highest")[:int(n)]
 
 
 @register("lowest", [_SL, _N_INT, Param("func", AGG_FUNC, default="average", options=AGG_FUNC_OPTIONS)],
           group="Filter Series")
-def lowest(ctx, series_list, n=1, func="average"):
+def lowest(ctx, seriesList, n=1, func="average"):
     """The n series with the lowest aggregate (func, default average) over the window."""
-    return rank(series_list, func, False, "lowest")[:int(n)]
+    return rank(seriesList, func, False, "lowest")[:int(n)]
 
 
 def _ranked(name: str, func: str, descending: bool, doc: str):
-    def fn(ctx, series_list, n):
-        return rank(series_list, func, descending, name)[:int(n)]
+    def fn(ctx, seriesList, n):
+        return rank(seriesList, func, descending, name)[:int(n)]
     fn.__doc__ = doc
     fn.__name__ = name
     register(name, [_SL, _N_INT], group="Filter Series")(fn)
@@ -197,11 +196,11 @@ _ranked("lowestCurrent", "current", False, "The n series with the lowest last no
 
 
 @register("mostDeviant", [_SL, _N_INT], group="Filter Series")
-def most_deviant(ctx, series_list, n):
+def most_deviant(ctx, seriesList, n):
     """The n series with the largest variance (mean squared distance from their own mean); series without
     values are dropped."""
     scored = []
-    for s in series_list:
+    for s in seriesList:
         present = s.values[~np.isnan(s.values)]
         if not len(present):
             continue
@@ -213,9 +212,9 @@ def most_deviant(ctx, series_list, n):
 
 
 @register("limit", [_SL, _N_INT], group="Filter Series")
-def limit(ctx, series_list, n):
+def limit(ctx, seriesList, n):
     """The first n series (Python slice semantics: a negative n drops from the end)."""
-    return series_list[0:n]
+    return seriesList[0:n]
 
 
 # --- percentile bands ----------------------------------------------------------------------------------------------
@@ -235,61 +234,61 @@ def _column_percentiles(matrix: np.ndarray, n: float) -> np.ndarray:
 
 
 @register("averageOutsidePercentile", [_SL, _N_FLOAT], group="Filter Series")
-def average_outside_percentile(ctx, series_list, n):
+def average_outside_percentile(ctx, seriesList, n):
     """Keeps the series whose average lies outside the band between the (100−n)th and nth percentiles of all
     the averages (n < 50 is read as 100 − n)."""
-    averages = np.array([series_aggregate(s.values, "average") for s in series_list], dtype=np.float64)
+    averages = np.array([series_aggregate(s.values, "average") for s in seriesList], dtype=np.float64)
     if n < 50:
         n = 100 - n
     low, high = percentile(averages, 100 - n), percentile(averages, n)
     # graphite-web 1.1.10 raises TypeError on a series without values; like its Python 2 ancestor we keep it
     # (a null average is not inside the band)
-    return [s for s, avg in zip(series_list, averages) if math.isnan(avg) or not (low < avg < high)]
+    return [s for s, avg in zip(seriesList, averages) if math.isnan(avg) or not (low < avg < high)]
 
 
 @register("removeBetweenPercentile", [_SL, _N_FLOAT], group="Filter Series")
-def remove_between_percentile(ctx, series_list, n):
+def remove_between_percentile(ctx, seriesList, n):
     """Keeps the series with at least one value outside the band between the (100−n)th and nth percentiles of
     all the values at that position (n < 50 is read as 100 − n)."""
-    if not series_list:
+    if not seriesList:
         return []
     if n < 50:
         n = 100 - n
-    width = max(len(s.values) for s in series_list)
+    width = max(len(s.values) for s in seriesList)
     # rows are positional, like graphite-web's zip; shorter series are padded with nulls
-    matrix = np.full((len(series_list), width), np.nan)
-    for i, s in enumerate(series_list):
+    matrix = np.full((len(seriesList), width), np.nan)
+    for i, s in enumerate(seriesList):
         matrix[i, :len(s.values)] = s.values
     low, high = _column_percentiles(matrix, 100 - n), _column_percentiles(matrix, n)
     # graphite-web 1.1.10 raises TypeError on nulls; a null is neither inside nor outside the band here
     with np.errstate(invalid="ignore"):
         outside = ~np.isnan(matrix) & ~((low < matrix) & (matrix < high))
-    return [s for s, keep in zip(series_list, outside.any(axis=1)) if keep]
+    return [s for s, keep in zip(seriesList, outside.any(axis=1)) if keep]
 
 
 # --- by name, by emptiness -----------------------------------------------------------------------------------------
 
 @register("exclude", [_SL, Param("pattern", STRING, required=True)], group="Filter Series")
-def exclude(ctx, series_list, pattern):
+def exclude(ctx, seriesList, pattern):
     """Drops the series whose name matches the regular expression (searched anywhere in the name)."""
     regex = compile_user_regex(pattern, "exclude")
-    return [s for s in series_list if not regex.search(s.name)]
+    return [s for s in seriesList if not regex.search(s.name)]
 
 
 @register("grep", [_SL, Param("pattern", STRING, required=True)], group="Filter Series")
-def grep(ctx, series_list, pattern):
+def grep(ctx, seriesList, pattern):
     """Keeps only the series whose name matches the regular expression (searched anywhere in the name)."""
     regex = compile_user_regex(pattern, "grep")
-    return [s for s in series_list if regex.search(s.name)]
+    return [s for s in seriesList if regex.search(s.name)]
 
 
 @register("removeEmptySeries", [_SL, Param("xFilesFactor", FLOAT)], group="Filter Series")
-def remove_empty_series(ctx, series_list, xFilesFactor=None):
+def remove_empty_series(ctx, seriesList, xFilesFactor=None):
     """Keeps the series with at least one value, or with a non-null fraction of at least xFilesFactor (this
     function's own default is 0, whatever the request's xFilesFactor)."""
     xff = 0 if xFilesFactor is None else xFilesFactor
     out = []
-    for s in series_list:
+    for s in seriesList:
         total = len(s.values)
         present = int(np.count_nonzero(~np.isnan(s.values)))
         if present and total and present / total >= xff:
@@ -298,12 +297,12 @@ def remove_empty_series(ctx, series_list, xFilesFactor=None):
 
 
 @register("unique", [Param("seriesLists", SERIES_LIST, required=True, multiple=True)], group="Filter Series")
-def unique(ctx, *series_lists):
+def unique(ctx, *seriesLists):
     """The series of all the lists, the first of each name only."""
     seen: set = set()
     out = []
-    for series_list in series_lists:
-        for s in series_list:
+    for seriesList in seriesLists:
+        for s in seriesList:
             if s.name not in seen:
                 seen.add(s.name)
                 out.append(s)
@@ -380,9 +379,9 @@ def _tag_percentile(s: Series, n) -> None:
 
 
 @register("removeAbovePercentile", [_SL, _N_FLOAT], group="Filter Data")
-def remove_above_percentile(ctx, series_list, n):
+def remove_above_percentile(ctx, seriesList, n):
     """Nulls the values above the nth percentile of each series."""
-    for s in series_list:
+    for s in seriesList:
         _check_percent(n, "removeAbovePercentile")
         _rename(s, "removeAbovePercentile", n)
         pct = _series_percentile(s, n)
@@ -390,13 +389,13 @@ def remove_above_percentile(ctx, series_list, n):
             continue
         _tag_percentile(s, n)
         s.values = np.where(s.values > pct, np.nan, s.values)
-    return series_list
+    return seriesList
 
 
 @register("removeBelowPercentile", [_SL, _N_FLOAT], group="Filter Data")
-def remove_below_percentile(ctx, series_list, n):
+def remove_below_percentile(ctx, seriesList, n):
     """Nulls the values below the nth percentile of each series."""
-    for s in series_list:
+    for s in seriesList:
         _check_percent(n, "removeBelowPercentile")
         _rename(s, "removeBelowPercentile", n)
         pct = _series_percentile(s, n)
@@ -404,26 +403,24 @@ def remove_below_percentile(ctx, series_list, n):
             continue
         _tag_percentile(s, n)
         s.values = np.where(s.values < pct, np.nan, s.values)
-    return series_list
+    return seriesList
 
 
 @register("removeAboveValue", [_SL, _N_FLOAT], group="Filter Data")
-def remove_above_value(ctx, series_list, n):
+def remove_above_value(ctx, seriesList, n):
     """Nulls the values above n."""
-    for s in series_list:
+    for s in seriesList:
         _rename(s, "removeAboveValue", n)
         s.values = np.where(s.values > n, np.nan, s.values)
-    return series_list
+    return seriesList
 
 
 @register("removeBelowValue", [_SL, _N_FLOAT], group="Filter Data")
-def remove_below_value(ctx, series_list, n):
+def remove_below_value(ctx, seriesList, n):
     """Nulls the values below n."""
-    for s in series_list:
+    for s in seriesList:
         _rename(s, "removeBelowValue", n)
         s.values = np.where(s.values < n, np.nan, s.values)
-    return series_list
+    return seriesList
 
 
-__all__ = ["AGG_FUNC_OPTIONS", "agg_func_name", "series_aggregate", "sort_key", "rank", "compile_user_regex",
-           "BOOLEAN"]

@@ -1,0 +1,471 @@
+"""Transform family, point-wise part (graphite-web 1.1.10 semantics).
+
+Each function maps every series of its input to one output series on the same time grid. NaN stands for
+graphite-web's None, so a null point stays null unless graphite-web says otherwise (isNonNull, transformNull,
+keepLastValue, interpolate). Where graphite-web catches a math error and writes None (pow of a negative base, 1/0,
+log of a non-positive number...), the numpy result is mapped to NaN explicitly.
+
+Names and tags follow graphite-web exactly: `add(x,%d)` truncates its constant, `scale/offset/pow(x,%g)`,
+`log(x, 10)` with a space, tag values are stringified (graphite-web's `Tags` does `str(value)`). Functions that
+graphite-web implements with `series.copy(...)` also reset pathExpression to the new name; those that only rename
+set it explicitly, which is the same thing here.
+"""
+from __future__ import annotations
+
+import math
+from itertools import zip_longest
+
+import numpy as np
+
+from ..series import Series
+from .common import format_g
+from .registry import FLOAT, INT_OR_INF, INTEGER, SERIES_LIST, FunctionError, Param, register
+
+_SL = Param("seriesList", SERIES_LIST, required=True)
+
+
+def _rename(series: Series, name: str, tags: dict | None = None) -> Series:
+    """New name (also the pathExpression, as graphite-web's functions set it) plus stringified tags."""
+    series.name = name
+    series.path_expression = name
+    if tags:
+        series.tags = {**series.tags, **{k: _tag_str(v) for k, v in tags.items()}}
+    return series
+
+
+def _tag_str(value) -> str:
+    # graphite-web's Tags.__setitem__ is str(value); numpy scalars must print like Python floats
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def _errstate():
+    return np.errstate(invalid="ignore", divide="ignore", over="ignore")
+
+
+def py_round(values: np.ndarray, ndigits: int) -> np.ndarray:
+    """Python's `round(v, ndigits)` on an array (correctly rounded, ties to even).
+
+    np.round multiplies by 10**ndigits first, which can flip a value lying within an ulp of a half; those few
+    candidates (and any whose scaled value overflows) are redone with Python's round. That loop only visits
+    near-tie points, never the whole series.
+    """
+    ndigits = int(ndigits)
+    with _errstate():
+        out = np.round(values, ndigits)
+        scaled = values * 10.0 ** ndigits if ndigits >= 0 else values / 10.0 ** -ndigits
+        frac = scaled - np.floor(scaled)
+    finite = np.isfinite(values)
+    # |scaled| >= 2**53: the value has no digits beyond `ndigits`, Python returns it unchanged
+    exact = finite & np.isfinite(scaled) & (np.abs(scaled) >= 2.0 ** 53)
+    out = np.where(exact, values, out)
+    suspect = finite & ~exact & (~np.isfinite(scaled) | (np.abs(frac - 0.5) < 1e-6) | (ndigits > 22))
+    for i in np.flatnonzero(suspect):
+        out[i] = round(float(values[i]), ndigits)
+    return out
+
+
+def _pow(values: np.ndarray, exponent) -> np.ndarray:
+    """graphite-web `safePow` (math.pow): ValueError / OverflowError -> None.
+
+    numpy gives NaN for a negative base with a fractional exponent and inf for overflow or 0**negative; an
+    infinite result from finite inputs is exactly the case where math.pow raises.
+    """
+    with _errstate():
+        out = np.power(values, float(exponent))
+    bad = np.isinf(out) & np.isfinite(values) & math.isfinite(exponent)
+    return np.where(bad, np.nan, out)
+
+
+# --- arithmetic ------------------------------------------------------------------------------------------------
+
+@register("absolute", [_SL], group="Transform")
+def absolute(ctx, series_list):
+    """Takes one metric or a wildcard seriesList and applies the mathematical abs function to each datapoint
+    transforming it to its absolute value."""
+    for s in series_list:
+        s.values = np.abs(s.values)
+        _rename(s, f"absolute({s.name})", {"absolute": 1})
+    return series_list
+
+
+@register("add", [_SL, Param("constant", FLOAT, required=True)], group="Transform")
+def add(ctx, series_list, constant):
+    """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
+    datapoint. Also works for negative numbers."""
+    label = _percent_d(constant, "add", "constant")
+    for s in series_list:
+        with _errstate():
+            s.values = s.values + constant
+        _rename(s, f"add({s.name},{label})", {"add": constant})
+    return series_list
+
+
+def _percent_d(value, func: str, param: str) -> str:
+    """Python's `%d` (truncates toward zero), used by graphite-web in `add(x,%d)` and `scaleToSeconds(x,%d)`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        # graphite-web fails formatting the name (OverflowError/ValueError -> HTTP 500); say it is bad input
+        raise FunctionError(f"{func}: parameter '{param}' must be finite, got {value!r}")
+    return "%d" % value
+
+
+@register("offset", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
+def offset(ctx, series_list, factor):
+    """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
+    datapoint."""
+    for s in series_list:
+        with _errstate():
+            s.values = s.values + factor
+        _rename(s, f"offset({s.name},{format_g(factor)})", {"offset": factor})
+    return series_list
+
+
+@register("scale", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
+def scale(ctx, series_list, factor):
+    """Takes one metric or a wildcard seriesList followed by a constant, and multiplies the datapoint by the
+    constant provided at each point."""
+    for s in series_list:
+        with _errstate():
+            s.values = s.values * float(factor)
+        _rename(s, f"scale({s.name},{format_g(factor)})", {"scale": factor})
+    return series_list
+
+
+@register("scaleToSeconds", [_SL, Param("seconds", FLOAT, required=True)], group="Transform")
+def scale_to_seconds(ctx, series_list, seconds):
+    """Takes one metric or a wildcard seriesList and returns "value per seconds" where seconds is a last
+    argument to this functions. Useful in conjunction with derivative or integral function if you want to
+    normalize its result to a known resolution for arbitrary retentions."""
+    label = _percent_d(seconds, "scaleToSeconds", "seconds")
+    for s in series_list:
+        factor = seconds / s.step
+        with _errstate():
+            s.values = py_round(s.values * factor, 6)
+        _rename(s, f"scaleToSeconds({s.name},{label})", {"scaleToSeconds": seconds})
+    return series_list
+
+
+@register("pow", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
+def pow_(ctx, series_list, factor):
+    """Takes one metric or a wildcard seriesList followed by a constant, and raises the datapoint by the power
+    of the constant provided at each point."""
+    for s in series_list:
+        s.values = _pow(s.values, factor)
+        _rename(s, f"pow({s.name},{format_g(factor)})", {"pow": factor})
+    return series_list
+
+
+@register("squareRoot", [_SL], group="Transform")
+def square_root(ctx, series_list):
+    """Takes one metric or a wildcard seriesList, and computes the square root of each datapoint."""
+    for s in series_list:
+        s.values = _pow(s.values, 0.5)
+        _rename(s, f"squareRoot({s.name})", {"squareRoot": 1})
+    return series_list
+
+
+@register("invert", [_SL], group="Transform")
+def invert(ctx, series_list):
+    """Takes one metric or a wildcard seriesList, and inverts each datapoint (i.e. 1/x)."""
+    for s in series_list:
+        s.values = _pow(s.values, -1)
+        _rename(s, f"invert({s.name})", {"invert": 1})
+    return series_list
+
+
+@register("exp", [_SL], group="Transform")
+def exp(ctx, series_list):
+    """Raise e to the power of the datapoint, where e = 2.718281... is the base of natural logarithms."""
+    for s in series_list:
+        # graphite-web raises OverflowError (HTTP 500) above ~709.78; the IEEE result inf is kept here
+        with _errstate():
+            s.values = np.exp(s.values)
+        _rename(s, f"exp({s.name})", {"exp": "e"})
+    return series_list
+
+
+@register("log", [_SL, Param("base", INTEGER, default=10)], group="Transform")
+def logarithm(ctx, series_list, base=10):
+    """Takes one metric or a wildcard seriesList, a base, and draws the y-axis in logarithmic format. If base
+    is omitted, the function defaults to base 10."""
+    if base <= 0 or base == 1:
+        # math.log(v, base) raises for these (graphite-web answers 500)
+        raise FunctionError(f"log: parameter 'base' must be positive and not 1, got {base!r}")
+    den = math.log(base)
+    out = []
+    for s in series_list:
+        with _errstate():
+            values = np.where(s.values > 0, np.log(s.values) / den, np.nan)
+        out.append(_rename(s.copy(values=values), f"log({s.name}, {base})", {"log": base}))
+    return out
+
+
+@register("logit", [_SL], group="Transform")
+def logit(ctx, series_list):
+    """Takes one metric or a wildcard seriesList and applies the logit function `log(x / (1 - x))` to each
+    datapoint."""
+    for s in series_list:
+        with _errstate():
+            ratio = s.values / (1 - s.values)
+            # math.log raises for ratio <= 0 and 1/0 raises ZeroDivisionError: both become None
+            s.values = np.where((ratio > 0) & (s.values != 1), np.log(ratio), np.nan)
+        _rename(s, f"logit({s.name})", {"logit": "logit"})
+    return series_list
+
+
+@register("sigmoid", [_SL], group="Transform")
+def sigmoid(ctx, series_list):
+    """Takes one metric or a wildcard seriesList and applies the sigmoid function `1 / (1 + exp(-x))` to each
+    datapoint."""
+    for s in series_list:
+        # graphite-web raises OverflowError (HTTP 500) below x ~ -709.78; the IEEE limit 0.0 is kept here
+        with _errstate():
+            s.values = 1 / (1 + np.exp(-s.values))
+        _rename(s, f"sigmoid({s.name})", {"sigmoid": "sigmoid"})
+    return series_list
+
+
+@register("round", [_SL, Param("precision", INTEGER, default=0)], group="Transform")
+def round_(ctx, series_list, precision=None):
+    """Takes one metric or a wildcard seriesList optionally followed by a precision, and rounds each datapoint
+    to the specified precision."""
+    for s in series_list:
+        s.values = py_round(s.values, precision or 0)
+        name = f"round({s.name})" if precision is None else f"round({s.name},{int(precision)})"
+        _rename(s, name, {"round": precision or 0})
+    return series_list
+
+
+# --- whole-series scaling -------------------------------------------------------------------------------------
+
+@register("offsetToZero", [_SL], group="Transform")
+def offset_to_zero(ctx, series_list):
+    """Offsets a metric or wildcard seriesList by subtracting the minimum value in the series from each
+    datapoint."""
+    for s in series_list:
+        present = s.values[~np.isnan(s.values)]
+        minimum = float(present.min()) if len(present) else None
+        if minimum is not None:
+            s.values = s.values - minimum
+        _rename(s, f"offsetToZero({s.name})", {"offsetToZero": minimum})
+    return series_list
+
+
+@register("minMax", [_SL], group="Transform")
+def min_max(ctx, series_list):
+    """Applies the popular min max normalization technique, which takes each point and applies the following
+    normalization transformation to it: normalized = (point - min) / (max - min)."""
+    for s in series_list:
+        present = s.values[~np.isnan(s.values)]
+        lo = float(present.min()) if len(present) else 0.0
+        hi = float(present.max()) if len(present) else 0.0
+        if hi - lo == 0:
+            s.values = np.where(np.isnan(s.values), np.nan, 0.0)     # graphite-web's ZeroDivisionError branch
+        else:
+            s.values = (s.values - lo) / (hi - lo)
+        _rename(s, f"minMax({s.name})")
+    return series_list
+
+
+# --- nulls -----------------------------------------------------------------------------------------------------
+
+@register("isNonNull", [_SL], group="Transform")
+def is_non_null(ctx, series_list):
+    """Takes a metric or wildcard seriesList and counts up the number of non-null values. Returns a seriesList
+    where 1 is specified for non-null values, and 0 is specified for null values."""
+    for s in series_list:
+        s.values = (~np.isnan(s.values)).astype(np.float64)
+        _rename(s, f"isNonNull({s.name})", {"isNonNull": 1})
+    return series_list
+
+
+@register("transformNull", [_SL, Param("default", FLOAT, default=0), Param("referenceSeries", SERIES_LIST)],
+          group="Transform")
+def transform_null(ctx, series_list, default=0, referenceSeries=None):
+    """Takes a metric or wildcard seriesList and replaces null values with the value specified by `default`.
+    The optional referenceSeries, if specified, is a metric or wildcard series list that governs which time
+    intervals nulls should be replaced: only where a non-null is found for the same interval in any of
+    referenceSeries."""
+    fill = None
+    if referenceSeries:
+        # rows are zipped by position (graphite-web's izip_longest), not by timestamp
+        length = max(len(r.values) for r in referenceSeries)
+        present = np.zeros(length, dtype=bool)
+        for r in referenceSeries:
+            present[:len(r.values)] |= ~np.isnan(r.values)
+        fill = np.where(present, float(default), np.nan)
+    label = format_g(default)
+    for s in series_list:
+        tags = {"transformNull": default}
+        if referenceSeries:
+            tags["referenceSeries"] = 1
+            name = f"transformNull({s.name},{label},referenceSeries)"
+        else:
+            name = f"transformNull({s.name},{label})"
+        values = s.values
+        if fill is None:
+            values = np.where(np.isnan(values), float(default), values)
+        elif len(fill):
+            # graphite-web zips the series with the reference rows, so a longer reference lengthens the
+            # series; only one value past the series end can ever be rendered (its timestamp list is
+            # range(start, end + 1, step)), so the lengthening is capped there.
+            n = min(max(len(values), len(fill)), len(values) + 1)
+            padded = np.full(n, np.nan)
+            padded[:len(values)] = values
+            ref = np.full(n, np.nan)
+            ref[:min(n, len(fill))] = fill[:n]
+            values = np.where(np.isnan(padded), ref, padded)
+        s.values = values
+        _rename(s, name, tags)
+    return series_list
+
+
+def _gap_runs(values: np.ndarray):
+    """For every point: index of the previous non-null (-1 if none), of the next non-null (len if none)."""
+    n = len(values)
+    valid = ~np.isnan(values)
+    idx = np.arange(n)
+    prev = np.maximum.accumulate(np.where(valid, idx, -1)) if n else idx
+    nxt = np.minimum.accumulate(np.where(valid, idx, n)[::-1])[::-1] if n else idx
+    return valid, prev, nxt
+
+
+def _limit(limit, func: str) -> float:
+    if limit is None:
+        return math.inf
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or (
+            isinstance(limit, float) and math.isfinite(limit) and not limit.is_integer()):
+        raise FunctionError(f"{func}: parameter 'limit' must be an integer or inf, got {limit!r}")
+    return limit
+
+
+@register("keepLastValue", [_SL, Param("limit", INT_OR_INF, default=math.inf)], group="Transform")
+def keep_last_value(ctx, series_list, limit=math.inf):
+    """Takes one metric or a wildcard seriesList, and optionally a limit to the number of 'None' values to skip
+    over. Continues the line with the last received value when gaps ('None' values) appear in your data,
+    rather than breaking your line."""
+    limit = _limit(limit, "keepLastValue")
+    for s in series_list:
+        valid, prev, nxt = _gap_runs(s.values)
+        gap = nxt - prev - 1                       # a trailing gap runs to the end of the series
+        fill = ~valid & (prev >= 0) & (gap <= limit)
+        s.values = np.where(fill, s.values[np.maximum(prev, 0)], s.values) if len(s.values) else s.values
+        _rename(s, f"keepLastValue({s.name})")
+    return series_list
+
+
+@register("interpolate", [_SL, Param("limit", INT_OR_INF, default=math.inf)], group="Transform")
+def interpolate(ctx, series_list, limit=math.inf):
+    """Takes one metric or a wildcard seriesList, and optionally a limit to the number of 'None' values to skip
+    over. Fills gaps between two values linearly; leading and trailing gaps are left alone."""
+    limit = _limit(limit, "interpolate")
+    for s in series_list:
+        v = s.values
+        n = len(v)
+        if n:
+            valid, prev, nxt = _gap_runs(v)
+            gap = nxt - prev - 1
+            fill = ~valid & (prev >= 0) & (nxt < n) & (gap <= limit)
+            p = np.maximum(prev, 0)
+            q = np.minimum(nxt, n - 1)
+            # same operation order as graphite-web: prev + (i - p) * (next - prev) / (gap + 1)
+            with _errstate():
+                line = v[p] + (np.arange(n) - p) * (v[q] - v[p]) / (gap + 1)
+            s.values = np.where(fill, line, v)
+        _rename(s, f"interpolate({s.name})")
+    return series_list
+
+
+# --- differences and sums --------------------------------------------------------------------------------------
+
+def _previous(values: np.ndarray) -> np.ndarray:
+    prev = np.empty_like(values)
+    if len(values):
+        prev[0] = np.nan
+        prev[1:] = values[:-1]
+    return prev
+
+
+@register("derivative", [_SL], group="Transform")
+def derivative(ctx, series_list):
+    """This is the opposite of the integral function. This is useful for taking a running total metric and
+    calculating the delta between subsequent data points."""
+    out = []
+    for s in series_list:
+        with _errstate():
+            values = s.values - _previous(s.values)
+        s.tags = {**s.tags, "derivative": "1"}
+        out.append(_rename(s.copy(values=values), f"derivative({s.name})"))
+    return out
+
+
+def _non_negative_delta(values: np.ndarray, max_value, min_value) -> np.ndarray:
+    """graphite-web's `_nonNegativeDelta` applied along a series.
+
+    Its only state is `prev`, which is simply the previous point when that point was usable (non-null and
+    within [minValue, maxValue]) and None otherwise, so the recurrence is a shifted copy.
+    """
+    usable = ~np.isnan(values)
+    if max_value is not None:
+        usable &= ~(values > max_value)
+    if min_value is not None:
+        usable &= ~(values < min_value)
+    cur = np.where(usable, values, np.nan)
+    prev = _previous(cur)
+    with _errstate():
+        rising = cur >= prev
+        if max_value is not None:
+            wrapped = max_value + 1 + cur - prev - (min_value or 0)
+        elif min_value is not None:
+            wrapped = cur - min_value
+        else:
+            wrapped = np.full_like(cur, np.nan)
+        delta = np.where(rising, cur - prev, wrapped)
+    return np.where(np.isnan(cur) | np.isnan(prev), np.nan, delta)
+
+
+_MAX_MIN = [Param("maxValue", FLOAT), Param("minValue", FLOAT)]
+
+
+@register("nonNegativeDerivative", [_SL, *_MAX_MIN], group="Transform")
+def non_negative_derivative(ctx, series_list, maxValue=None, minValue=None):
+    """Same as the derivative function above, but ignores datapoints that trend down. Useful for counters that
+    increase for a long time, then wrap or reset. When maxValue is supplied, the missing value is computed as if
+    the counter had wrapped at maxValue; when minValue is supplied, as if it had wrapped to minValue."""
+    out = []
+    for s in series_list:
+        values = _non_negative_delta(s.values, maxValue, minValue)
+        s.tags = {**s.tags, "nonNegativeDerivative": "1"}
+        out.append(_rename(s.copy(values=values), f"nonNegativeDerivative({s.name})"))
+    return out
+
+
+@register("perSecond", [_SL, *_MAX_MIN], group="Transform")
+def per_second(ctx, series_list, maxValue=None, minValue=None):
+    """NonNegativeDerivative adjusted for the series time interval. This is useful for taking a running total
+    metric and showing how many requests per second were handled."""
+    out = []
+    for s in series_list:
+        with _errstate():
+            values = py_round(_non_negative_delta(s.values, maxValue, minValue) / s.step, 6)
+        s.tags = {**s.tags, "perSecond": "1"}
+        out.append(_rename(s.copy(values=values), f"perSecond({s.name})"))
+    return out
+
+
+@register("integral", [_SL], group="Transform")
+def integral(ctx, series_list):
+    """This will show the sum over time, sort of like a continuous addition function. Useful for finding totals
+    or trends in metrics that are collected per minute."""
+    out = []
+    for s in series_list:
+        null = np.isnan(s.values)
+        # cumsum adds left to right like graphite-web's running total; null points stay null
+        values = np.where(null, np.nan, np.cumsum(np.where(null, 0.0, s.values)))
+        s.tags = {**s.tags, "integral": "1"}
+        out.append(_rename(s.copy(values=values), f"integral({s.name})"))
+    return out
+
+
+__all__ = ["py_round", "zip_longest"]
