@@ -217,6 +217,12 @@ class Storage:
         sids = self.resolve(tenant, keys, intervals, units, mtypes)
         return self.write_ids(sids, ts_ms, values)
 
+    def write_labels(self, tenant: str, label_sets: list, ts_ms: np.ndarray, values: np.ndarray) -> int:
+        """Durably store one sample per label set (each a sorted tuple of (name, value) with `__name__`)."""
+        if not label_sets:
+            return 0
+        return self.write(tenant, [series_key(ls) for ls in label_sets], ts_ms, values)
+
     def write_ids(self, sids: np.ndarray, ts_ms: np.ndarray, values: np.ndarray) -> int:
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)

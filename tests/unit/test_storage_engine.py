@@ -135,3 +135,18 @@ def test_tenants_are_separate(tmp_path):
     assert st.read_raw(s1, T0, T0)[0][1].tolist() == [1.0]
     assert st.read_raw(s2, T0, T0)[0][1].tolist() == [2.0]
     st.close()
+
+
+def test_prometheus_labels_share_the_graphite_index(tmp_path):
+    from storage.matchers import Matcher
+    from storage.querier import Querier
+    st = open_storage(tmp_path)
+    st.write_labels("anonymous", [(("__name__", "up"), ("job", "a;b")), (("__name__", "a.b.c"),)],
+                    np.array([T0, T0]), np.array([1.0, 2.0]))
+    st.write("anonymous", ["a.b.c"], np.array([T0 + 1000]), np.array([3.0]))   # Graphite side, same series
+    q = Querier(st, "anonymous")
+    got = q.select([Matcher("__name__", "=", "a.b.c")], T0, T0 + 1000)
+    assert len(got) == 1 and got[0].values.tolist() == [2.0, 3.0]
+    (up,) = q.select([Matcher("job", "=~", "a;.*")], T0, T0)
+    assert up.labels == (("__name__", "up"), ("job", "a;b"))
+    st.close()
