@@ -11,24 +11,14 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from storage.engine import EngineOptions, Storage
+from storage.limits import Limits
 from storage.schemas import parse_aggregations, parse_schemas
 
 from . import config_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
 from .http_util import blocking
+from .tenancy import AuthMiddleware, Authenticator
 
 log = logging.getLogger("plumbago")
-
-
-class TenantMiddleware:
-    """Every request is tenant `anonymous` until tenancy is configured (pure ASGI: keeps streaming)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            scope.setdefault("state", {})["tenant"] = "anonymous"
-        await self.app(scope, receive, send)
 
 
 def _graphite_routes() -> list[Route]:
@@ -92,6 +82,9 @@ def build_app(settings: dict) -> Starlette:
         Route("/metrics", ingest_api.ingest_view, methods=["POST"]),
         Route("/metrics", ops.self_metrics_view, methods=["GET"]),
         Route("/graphite/metrics", ingest_api.ingest_view, methods=["POST"]),
+        Route("/api/v1/user_stats", ops.user_stats_view, methods=["GET"]),
+        Route("/compactor/delete_tenant", ops.delete_tenant_view, methods=["POST"]),
+        Route("/compactor/delete_tenant_status", ops.delete_tenant_status_view, methods=["GET"]),
         *_config_route_guard(graphite),
         *_config_route_guard(_prefixed(graphite, "/graphite")),
     ]
@@ -116,7 +109,8 @@ def build_app(settings: dict) -> Starlette:
         log.exception("internal error on %s", request.url.path, exc_info=exc)
         return PlainTextResponse(f"internal error: {type(exc).__name__}: {exc}\n", 500)
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TenantMiddleware)],
+    authenticator = Authenticator(settings)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(AuthMiddleware, authenticator=authenticator)],
                     exception_handlers={Exception: server_error})
     app.state.settings = settings
     app.state.storage = None
@@ -131,6 +125,7 @@ def _open_storage(settings: dict) -> Storage:
                             retention_interval=float(s["retention_interval"]), wal_fsync=bool(s["wal_fsync"]))
     storage = Storage(settings["data_dir"], settings.get("database_url"), options)
     storage.set_default_config_texts(settings.get("storage_schemas"), settings.get("storage_aggregation"))
+    storage.limits = Limits(settings.get("limits"))
     return storage
 
 
@@ -140,6 +135,8 @@ def validate_settings(settings: dict) -> None:
         parse_schemas(settings["storage_schemas"])
     if settings.get("storage_aggregation"):
         parse_aggregations(settings["storage_aggregation"])
+    Authenticator(settings)
+    Limits(settings.get("limits"))
 
 
 async def _start_carbon(app: Starlette, settings: dict) -> list:

@@ -122,6 +122,9 @@ def evaluate_targets(ctx: EvalContext, trees: list) -> list[Series]:
         result = evaluate(ctx, tree)
         if not isinstance(result, list):
             raise FunctionError(f"target does not evaluate to a series list: {result!r}")
+        if any(isinstance(s, list) for s in result):
+            raise FunctionError("target evaluates to a list of series lists (mapSeries is only usable inside "
+                                "reduceSeries)")
         out.extend(result)
     return out
 

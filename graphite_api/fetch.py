@@ -43,9 +43,20 @@ class FetchContext:
     stats: dict = field(default_factory=lambda: {"series": 0, "points": 0})
 
 
+def tenants_of(ctx: FetchContext) -> list[str]:
+    """A read may federate several tenants, written `a|b`."""
+    return ctx.tenant.split("|")
+
+
 def find_ids(ctx: FetchContext, pattern: str) -> list[int]:
-    """Ids of the series a Graphite path expression names (globs over untagged names; exact tagged names)."""
-    idx = ctx.storage.index.tenant(ctx.tenant)
+    """Ids of the series a Graphite path expression names, in every tenant the request reads."""
+    out: list[int] = []
+    for tenant in tenants_of(ctx):
+        out.extend(_find_ids(ctx.storage.index.tenant(tenant), pattern))
+    return out
+
+
+def _find_ids(idx, pattern: str) -> list[int]:
     if ";" in pattern and not is_pattern(pattern.split(";", 1)[0]):
         from storage.labels import graphite_to_labels, series_key
         sid = idx.by_key.get(series_key(graphite_to_labels(pattern)))
@@ -65,7 +76,10 @@ def find_ids(ctx: FetchContext, pattern: str) -> list[int]:
 
 def tag_ids(ctx: FetchContext, expressions: list[str]) -> list[int]:
     matchers = parse_series_by_tag_args(expressions)
-    return ctx.storage.index.tenant(ctx.tenant).select(matchers).tolist()
+    out: list[int] = []
+    for tenant in tenants_of(ctx):
+        out.extend(ctx.storage.index.tenant(tenant).select(matchers).tolist())
+    return out
 
 
 def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate: str | None = None) -> list[Series]:
@@ -77,12 +91,14 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
     sids = sids[storage.last_times(sids) > ctx.start * 1000]
     if len(sids) > ctx.max_series:
         raise FetchLimitError(f"request would fetch {len(sids)} series, over the limit of {ctx.max_series}")
-    idx = storage.index.tenant(ctx.tenant)
-    cfg = storage.storage_config(ctx.tenant)
     intervals = storage.interval_of(sids)
     plans: dict[tuple, list] = {}
     for sid, interval in zip(sids.tolist(), intervals.tolist()):
-        key = idx.key_of.get(sid)
+        tenant = storage.series_tenant(sid)
+        if tenant is None:      # deleted meanwhile
+            continue
+        cfg = storage.storage_config(tenant)
+        key = storage.index.tenant(tenant).key_of.get(sid)
         if key is None:
             continue
         labels = key_to_labels(key)

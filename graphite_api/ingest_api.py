@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from .http_util import BadRequest, blocking, json_response, read_body
 from .ingest import IngestError, decode_metrics
+from storage.limits import LimitError
 
 
 def _decode_and_write(storage, tenant: str, body: bytes, ctype, max_decompressed: int):
@@ -32,4 +33,6 @@ async def ingest_view(request: Request) -> Response:
         return json_response(exc.message, exc.status)
     except IngestError as exc:
         return json_response(str(exc), 400)
+    except LimitError as exc:
+        return json_response(str(exc), exc.status)
     return json_response(batch.response_body())

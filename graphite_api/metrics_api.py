@@ -36,17 +36,23 @@ def _leaf_visible(storage, sid, start) -> bool:
 
 
 def find(storage, tenant: str, query: str, start=None):
-    """[(path, is_leaf, is_branch, sid)] sorted by path; leaves not updated since `start` are hidden."""
-    idx, hits = _matches(storage, tenant, query)
-    out = []
-    for path, node in hits:
-        sid = idx.leaf_id(node)
-        branch = idx.is_branch(node)
-        leaf = sid is not None and _leaf_visible(storage, sid, start)
-        if leaf or branch:
-            out.append((path, leaf, branch, sid))
-    out.sort()
-    return out
+    """[(path, is_leaf, is_branch, sid)] sorted by path; leaves not updated since `start` are hidden. A read
+    of several tenants (`a|b`) merges their trees."""
+    merged: dict[str, list] = {}
+    for one in tenant.split("|"):
+        idx, hits = _matches(storage, one, query)
+        for path, node in hits:
+            sid = idx.leaf_id(node)
+            branch = idx.is_branch(node)
+            leaf = sid is not None and _leaf_visible(storage, sid, start)
+            if not (leaf or branch):
+                continue
+            entry = merged.setdefault(path, [path, False, False, None])
+            entry[1] |= leaf
+            entry[2] |= branch
+            if leaf and entry[3] is None:
+                entry[3] = sid
+    return sorted(tuple(e) for e in merged.values())
 
 
 async def find_view(request: Request) -> Response:
@@ -134,9 +140,12 @@ async def expand_view(request: Request) -> Response:
 
 
 def _all_names(storage, tenant: str) -> list[str]:
-    idx = storage.index.tenant(tenant)
-    with idx.lock:
-        return sorted(k for k in idx.by_key if ";" not in k and not k.startswith("\x00"))
+    names: set[str] = set()
+    for one in tenant.split("|"):
+        idx = storage.index.tenant(one)
+        with idx.lock:
+            names.update(k for k in idx.by_key if ";" not in k and not k.startswith("\x00"))
+    return sorted(names)
 
 
 async def index_json_view(request: Request) -> Response:

@@ -50,3 +50,31 @@ async def self_metrics_view(request: Request) -> Response:
 
 async def version_view(request: Request) -> Response:
     return PlainTextResponse(GRAPHITE_VERSION)
+
+
+async def user_stats_view(request: Request) -> Response:
+    """Mimir's per-tenant stats of the caller's tenant."""
+    from .http_util import json_response
+    storage = request.app.state.storage
+    tenant = request.state.tenant
+    series = sum(len(storage.index.tenant(t)) for t in tenant.split("|"))
+    rate = sum(storage.ingestion_rate(t) for t in tenant.split("|"))
+    return json_response({"numSeries": series, "ingestionRate": rate, "APIIngestionRate": rate,
+                          "RuleIngestionRate": 0})
+
+
+async def delete_tenant_view(request: Request) -> Response:
+    """POST /compactor/delete_tenant: drop every series and sample of the caller's tenant (admin scope)."""
+    from .http_util import blocking
+    storage = request.app.state.storage
+    tenant = request.state.tenant
+    idx = storage.index.tenant(tenant)
+    await blocking(storage.delete_series, tenant, list(idx.key_of))
+    return Response(status_code=200)
+
+
+async def delete_tenant_status_view(request: Request) -> Response:
+    from .http_util import json_response
+    storage = request.app.state.storage
+    tenant = request.state.tenant
+    return json_response({"tenant_id": tenant, "blocks_deleted": len(storage.index.tenant(tenant)) == 0})

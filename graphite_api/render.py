@@ -55,9 +55,10 @@ async def render_view(request: Request) -> Response:
                     if k.startswith("template[") and k.endswith("]")}
         trees = [parse_target(t, template or None) for t in targets]
         limits = state.settings["render"]
+        tenant_limits = state.storage.limits.for_tenant(request.state.tenant)
         fctx = FetchContext(storage=state.storage, tenant=request.state.tenant, start=start, end=end, now=now,
-                            max_series=limits["max_series_per_request"],
-                            max_points=limits["max_points_per_request"])
+                            max_series=min(limits["max_series_per_request"], tenant_limits.max_series_per_query),
+                            max_points=min(limits["max_points_per_request"], tenant_limits.max_points_per_render))
         ctx = EvalContext(fetch=fctx, params=dict(params))
         series = await blocking(evaluate_targets, ctx, trees)
         if mdp > 0:

@@ -36,6 +36,9 @@ DEFAULTS: dict = {
         "max_decompressed_bytes": 256 << 20,
         "carbon_tenant": "anonymous",
     },
+    "tenancy": {"enabled": False, "org_id_header": True},
+    "auth": {"enabled": False, "policies": []},
+    "limits": {"defaults": {}, "tenants": {}},
     "render": {
         "max_data_points": 800,
         "max_series_per_request": 250_000,
@@ -53,7 +56,11 @@ def _merge(base: dict, override: dict, path: str = "") -> dict:
     for key, value in override.items():
         if key not in base:
             raise SettingsError(f"unknown config key {path}{key!r}")
-        if isinstance(base[key], dict):
+        if isinstance(base[key], dict) and not base[key]:   # free-form mapping (limit overrides, tenants)
+            if not isinstance(value, dict):
+                raise SettingsError(f"config key {path}{key!r} must be a mapping")
+            base[key] = value
+        elif isinstance(base[key], dict):
             if not isinstance(value, dict):
                 raise SettingsError(f"config key {path}{key!r} must be a mapping")
             _merge(base[key], value, f"{path}{key}.")

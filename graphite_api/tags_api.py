@@ -39,13 +39,56 @@ def _display(idx, sid: int) -> str:
     return graphite_display(key_to_labels(key)) if key.startswith("\x00") else key
 
 
+class _Federated:
+    """The read-only index calls the tags API needs, over one or several tenants (`a|b`)."""
+
+    def __init__(self, storage, tenant: str):
+        self.storage = storage
+        self.parts = [storage.index.tenant(t) for t in tenant.split("|")]
+
+    def label_names(self):
+        return sorted({n for idx in self.parts for n in idx.label_names()})
+
+    def label_values(self, name):
+        out: dict[str, int] = {}
+        for idx in self.parts:
+            for v, c in idx.label_values(name).items():
+                out[v] = out.get(v, 0) + c
+        return out
+
+    def select(self, matchers):
+        import numpy as np
+        return np.sort(np.concatenate([idx.select(matchers) for idx in self.parts]))
+
+    def _owner(self, sid):
+        for idx in self.parts:
+            if sid in idx.key_of:
+                return idx
+        raise KeyError(sid)
+
+    @property
+    def key_of(self):
+        return _KeyOf(self)
+
+    def labels(self, sid):
+        return self._owner(sid).labels(sid)
+
+
+class _KeyOf:
+    def __init__(self, fed):
+        self.fed = fed
+
+    def __getitem__(self, sid):
+        return self.fed._owner(sid).key_of[sid]
+
+
 def _select(storage, tenant: str, exprs: list[str]):
-    idx = storage.index.tenant(tenant)
+    idx = _Federated(storage, tenant)
     return idx, idx.select(parse_series_by_tag_args(exprs))
 
 
 def list_tags(storage, tenant, params):
-    idx = storage.index.tenant(tenant)
+    idx = _Federated(storage, tenant)
     flt = params.get("filter")
     rx = compile_regex(flt, "start") if flt else None
     names = sorted(_tag(n) for n in idx.label_names())
@@ -55,7 +98,7 @@ def list_tags(storage, tenant, params):
 
 
 def tag_values(storage, tenant, tag, params):
-    idx = storage.index.tenant(tenant)
+    idx = _Federated(storage, tenant)
     values = idx.label_values(_label(tag))
     if not values:
         return None
@@ -107,7 +150,7 @@ def autocomplete_tags(storage, tenant, params):
     exprs = get_list(params, "expr")
     prefix = params.get("tagPrefix") or ""
     limit = _limit(params, DEFAULT_LIMIT)
-    idx = storage.index.tenant(tenant)
+    idx = _Federated(storage, tenant)
     if not exprs:
         names = sorted(_tag(n) for n in idx.label_names())
     else:
@@ -127,7 +170,7 @@ def autocomplete_values(storage, tenant, params):
     exprs = get_list(params, "expr")
     prefix = params.get("valuePrefix") or ""
     limit = _limit(params, DEFAULT_LIMIT)
-    idx = storage.index.tenant(tenant)
+    idx = _Federated(storage, tenant)
     label = _label(tag)
     if not exprs:
         values = sorted(idx.label_values(label))
@@ -157,7 +200,7 @@ def tag_series(storage, tenant, paths: list[str]) -> list[str]:
 
 
 def del_series(storage, tenant, paths: list[str]) -> bool:
-    idx = storage.index.tenant(tenant)
+    idx = storage.index.tenant(tenant)      # a write: exactly one tenant
     sids = []
     for p in paths:
         sid = idx.by_key.get(series_key(graphite_to_labels(_canonical(p))))

@@ -21,6 +21,7 @@ from . import codec, rollup, sql
 from .head import Head
 from .index import Index, TenantIndex
 from .labels import key_to_labels, metric_name, series_key
+from .limits import Limits
 from .schemas import DEFAULT_AGGREGATIONS_TEXT, DEFAULT_SCHEMAS_TEXT, StorageConfig
 from .wal import WAL
 
@@ -65,6 +66,8 @@ class Storage:
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
         self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0}
+        self.limits = Limits()
+        self._rate_windows: dict[str, list] = {}   # tenant -> [window start, samples in window, last rate]
         self._load()
 
     # ---- start-up -----------------------------------------------------------------------------------
@@ -180,6 +183,7 @@ class Storage:
                          "interval": int(intervals[i]) if intervals is not None else 0,
                          "unit": units[i] if units is not None else "",
                          "mtype": mtypes[i] if mtypes is not None else "", "created_ms": now})
+        self.limits.check_new_series(tenant, len(idx), [key_to_labels(k) for k in missing])
         created = []
         try:
             with self.db.begin() as conn:
@@ -214,8 +218,26 @@ class Storage:
         """Durably store one sample per key. Returns the number of samples written."""
         if not keys:
             return 0
+        self.limits.take_ingestion(tenant, len(keys))
         sids = self.resolve(tenant, keys, intervals, units, mtypes)
+        self._count_ingest(tenant, len(keys))
         return self.write_ids(sids, ts_ms, values)
+
+    def _count_ingest(self, tenant: str, n: int) -> None:
+        now = time.monotonic()
+        w = self._rate_windows.setdefault(tenant, [now, 0, 0.0])
+        if now - w[0] >= 10:
+            w[2] = w[1] / (now - w[0])
+            w[0], w[1] = now, 0
+        w[1] += n
+
+    def ingestion_rate(self, tenant: str) -> float:
+        """Samples/s over the last complete 10 s window."""
+        w = self._rate_windows.get(tenant)
+        if w is None:
+            return 0.0
+        now = time.monotonic()
+        return w[1] / (now - w[0]) if now - w[0] >= 10 else w[2]
 
     def write_labels(self, tenant: str, label_sets: list, ts_ms: np.ndarray, values: np.ndarray) -> int:
         """Durably store one sample per label set (each a sorted tuple of (name, value) with `__name__`)."""
@@ -300,8 +322,9 @@ class Storage:
             return conn.execute(select(sql.rollups.c.id).where(and_(
                 sql.rollups.c.series_id == sid, sql.rollups.c.interval == interval)).limit(1)).first() is not None
 
-    def series_tenant(self, sid: int) -> str:
-        return self._tenant_names[self.sid_tenant[sid]]
+    def series_tenant(self, sid: int) -> str | None:
+        no = int(self.sid_tenant[sid])
+        return self._tenant_names[no] if no >= 0 else None
 
     # ---- flush, compaction, retention -------------------------------------------------------------------
     def flush(self, everything: bool = False, now_ms: int | None = None) -> int:

@@ -219,18 +219,28 @@ def limit(ctx, seriesList, n):
 
 # --- percentile bands ----------------------------------------------------------------------------------------------
 
-def _column_percentiles(matrix: np.ndarray, n: float) -> np.ndarray:
+def _column_percentiles(matrix: np.ndarray, n: float, where: str) -> np.ndarray:
     """NIST percentile (non-interpolating, as common.percentile) of every column of (series × points); NaN where
-    a column has no value."""
+    a column has no value. Ranks out of range behave as graphite-web's list indexing: a negative one counts
+    from the end, one past the end is an error."""
     ordered = np.sort(matrix, axis=0)                  # NaN sorts last: the first `count` rows are the values
     count = (~np.isnan(matrix)).sum(axis=0)
     fractional = (n / 100.0) * (count + 1)
     whole = np.trunc(fractional)
     rank_ = (whole + np.ceil(fractional - whole)).astype(np.int64)
-    idx = np.where(rank_ == 0, 0, rank_ - 1)
-    idx = np.clip(idx, 0, np.maximum(count - 1, 0))    # rank − 1 == count takes the last value
+    idx = np.where(rank_ == 0, 0, np.where(rank_ - 1 == count, count - 1, rank_ - 1))
+    if ((count > 0) & ((idx >= count) | (idx < -count))).any():
+        raise FunctionError(f"{where}: parameter 'n': percentile {format_g(n)} is out of range")
+    idx = np.where(count > 0, np.where(idx < 0, idx + count, idx), 0)
     out = np.take_along_axis(ordered, idx[None, :], axis=0)[0]
     return np.where(count > 0, out, np.nan)
+
+
+def _list_percentile(values: np.ndarray, n: float, where: str) -> float:
+    try:
+        return percentile(values, n)
+    except IndexError:       # graphite-web: IndexError (HTTP 500) for a rank past the end
+        raise FunctionError(f"{where}: parameter 'n': percentile {format_g(n)} is out of range") from None
 
 
 @register("averageOutsidePercentile", [_SL, _N_FLOAT], group="Filter Series")
@@ -240,7 +250,8 @@ def average_outside_percentile(ctx, seriesList, n):
     averages = np.array([series_aggregate(s.values, "average") for s in seriesList], dtype=np.float64)
     if n < 50:
         n = 100 - n
-    low, high = percentile(averages, 100 - n), percentile(averages, n)
+    low = _list_percentile(averages, 100 - n, "averageOutsidePercentile")
+    high = _list_percentile(averages, n, "averageOutsidePercentile")
     # graphite-web 1.1.10 raises TypeError on a series without values; like its Python 2 ancestor we keep it
     # (a null average is not inside the band)
     return [s for s, avg in zip(seriesList, averages) if math.isnan(avg) or not (low < avg < high)]
@@ -259,7 +270,8 @@ def remove_between_percentile(ctx, seriesList, n):
     matrix = np.full((len(seriesList), width), np.nan)
     for i, s in enumerate(seriesList):
         matrix[i, :len(s.values)] = s.values
-    low, high = _column_percentiles(matrix, 100 - n), _column_percentiles(matrix, n)
+    low = _column_percentiles(matrix, 100 - n, "removeBetweenPercentile")
+    high = _column_percentiles(matrix, n, "removeBetweenPercentile")
     # graphite-web 1.1.10 raises TypeError on nulls; a null is neither inside nor outside the band here
     with np.errstate(invalid="ignore"):
         outside = ~np.isnan(matrix) & ~((low < matrix) & (matrix < high))
@@ -309,6 +321,17 @@ def unique(ctx, *seriesLists):
     return out
 
 
+def _evaluate_raw_arg(ctx, node):
+    """Evaluate an argument of a raw-args function. The evaluator prefetched its data under the method of any
+    consolidateBy around this call, which it does not pass on: when the plain entries are missing (as in
+    consolidateBy(useSeriesAbove(...), 'max')), the argument is fetched afresh over the same window."""
+    from ..evaluator import evaluate, evaluate_in_window
+    texts = g.path_expressions(node)
+    if all(any(k[1] == t and k[2] is None for k in ctx.prefetched) for t in texts):
+        return evaluate(ctx, node)
+    return evaluate_in_window(ctx, node, ctx.start, ctx.end)
+
+
 @register("useSeriesAbove", [_SL, Param("value", FLOAT, required=True), Param("search", STRING, required=True),
                              Param("replace", STRING, required=True)], group="Filter Series", raw_args=True)
 def use_series_above(ctx, node):
@@ -316,8 +339,8 @@ def use_series_above(ctx, node):
     expression) with replace in its name, instead of the series itself."""
     from ..evaluator import EvalContext, evaluate, prefetch
     spec = REGISTRY["useSeriesAbove"]
-    args, kwargs = bind(spec, [evaluate(ctx, a) for a in node.args],
-                        {k: evaluate(ctx, a) for k, a in node.kwargs})
+    args, kwargs = bind(spec, [_evaluate_raw_arg(ctx, a) for a in node.args],
+                        {k: _evaluate_raw_arg(ctx, a) for k, a in node.kwargs})
     p = _by_param("useSeriesAbove", args, kwargs)
     regex = compile_user_regex(p["search"], "useSeriesAbove")
     names = []
@@ -357,8 +380,9 @@ def _rename(s: Series, func: str, n) -> None:
 
 
 def _check_percent(n, where: str) -> None:
-    # graphite-web asserts n (HTTP 500 on 0) and indexes backwards for negative n; both are bad input here
-    if n <= 0:
+    # graphite-web's nPercentile asserts n (an AssertionError, HTTP 500, on 0): bad input, so a 400 here.
+    # A negative n is accepted there (its rank indexes from the end) and is reproduced as is.
+    if n == 0:
         raise FunctionError(f"{where}: parameter 'n': the requested percent is required to be greater than 0")
 
 

@@ -91,6 +91,9 @@ def _check_type(spec: FunctionSpec, param: Param, value):
     if t in (SERIES_LIST, SERIES, SERIES_LISTS):
         if not isinstance(value, list):
             raise FunctionError(f"{where} must be a series list, got {value!r}")
+        # mapSeries' list of series lists is only an argument of reduceSeries (graphite-web fails with a 500)
+        if t != SERIES_LISTS and value and any(isinstance(s, list) for s in value):
+            raise FunctionError(f"{where} must be a series list, got a list of series lists (from mapSeries?)")
     elif t == INTEGER:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():

@@ -13,7 +13,6 @@ set it explicitly, which is the same thing here.
 from __future__ import annotations
 
 import math
-from itertools import zip_longest
 
 import numpy as np
 
@@ -22,6 +21,9 @@ from .common import format_g
 from .registry import FLOAT, INT_OR_INF, INTEGER, SERIES_LIST, FunctionError, Param, register
 
 _SL = Param("seriesList", SERIES_LIST, required=True)
+
+# graphite-web's validateParams turns every float-typed argument into a float before the call, so `add(x,3)`
+# is tagged "3.0"; each function below does the same with its float parameters.
 
 
 def _rename(series: Series, name: str, tags: dict | None = None) -> Series:
@@ -60,7 +62,7 @@ def py_round(values: np.ndarray, ndigits: int) -> np.ndarray:
     # |scaled| >= 2**53: the value has no digits beyond `ndigits`, Python returns it unchanged
     exact = finite & np.isfinite(scaled) & (np.abs(scaled) >= 2.0 ** 53)
     out = np.where(exact, values, out)
-    suspect = finite & ~exact & (~np.isfinite(scaled) | (np.abs(frac - 0.5) < 1e-6) | (ndigits > 22))
+    suspect = finite & ~exact & (~np.isfinite(scaled) | (np.abs(frac - 0.5) < 1e-6) | (abs(ndigits) > 22))
     for i in np.flatnonzero(suspect):
         out[i] = round(float(values[i]), ndigits)
     return out
@@ -75,7 +77,7 @@ def _pow(values: np.ndarray, exponent) -> np.ndarray:
     with _errstate():
         out = np.power(values, float(exponent))
     bad = np.isinf(out) & np.isfinite(values) & math.isfinite(exponent)
-    return np.where(bad, np.nan, out)
+    return np.where(bad | np.isnan(values), np.nan, out)      # numpy's nan ** 0 is 1.0; None stays None
 
 
 # --- arithmetic ------------------------------------------------------------------------------------------------
@@ -95,6 +97,7 @@ def add(ctx, series_list, constant):
     """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
     datapoint. Also works for negative numbers."""
     label = _percent_d(constant, "add", "constant")
+    constant = float(constant)
     for s in series_list:
         with _errstate():
             s.values = s.values + constant
@@ -114,6 +117,7 @@ def _percent_d(value, func: str, param: str) -> str:
 def offset(ctx, series_list, factor):
     """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
     datapoint."""
+    factor = float(factor)
     for s in series_list:
         with _errstate():
             s.values = s.values + factor
@@ -125,9 +129,10 @@ def offset(ctx, series_list, factor):
 def scale(ctx, series_list, factor):
     """Takes one metric or a wildcard seriesList followed by a constant, and multiplies the datapoint by the
     constant provided at each point."""
+    factor = float(factor)
     for s in series_list:
         with _errstate():
-            s.values = s.values * float(factor)
+            s.values = s.values * factor
         _rename(s, f"scale({s.name},{format_g(factor)})", {"scale": factor})
     return series_list
 
@@ -138,6 +143,7 @@ def scale_to_seconds(ctx, series_list, seconds):
     argument to this functions. Useful in conjunction with derivative or integral function if you want to
     normalize its result to a known resolution for arbitrary retentions."""
     label = _percent_d(seconds, "scaleToSeconds", "seconds")
+    seconds = float(seconds)
     for s in series_list:
         factor = seconds / s.step
         with _errstate():
@@ -150,6 +156,7 @@ def scale_to_seconds(ctx, series_list, seconds):
 def pow_(ctx, series_list, factor):
     """Takes one metric or a wildcard seriesList followed by a constant, and raises the datapoint by the power
     of the constant provided at each point."""
+    factor = float(factor)
     for s in series_list:
         s.values = _pow(s.values, factor)
         _rename(s, f"pow({s.name},{format_g(factor)})", {"pow": factor})
@@ -282,11 +289,13 @@ def is_non_null(ctx, series_list):
 
 @register("transformNull", [_SL, Param("default", FLOAT, default=0), Param("referenceSeries", SERIES_LIST)],
           group="Transform")
-def transform_null(ctx, series_list, default=0, referenceSeries=None):
+def transform_null(ctx, series_list, default=None, referenceSeries=None):
     """Takes a metric or wildcard seriesList and replaces null values with the value specified by `default`.
     The optional referenceSeries, if specified, is a metric or wildcard series list that governs which time
     intervals nulls should be replaced: only where a non-null is found for the same interval in any of
     referenceSeries."""
+    # graphite-web's Python default is the int 0 (tagged "0"); a given default is validated to float ("0.0")
+    default = 0 if default is None else float(default)
     fill = None
     if referenceSeries:
         # rows are zipped by position (graphite-web's izip_longest), not by timestamp
@@ -304,18 +313,19 @@ def transform_null(ctx, series_list, default=0, referenceSeries=None):
         else:
             name = f"transformNull({s.name},{label})"
         values = s.values
-        if fill is None:
+        if fill is None or not len(fill):
+            # an empty reference row list is falsy in graphite-web: every null is replaced
             values = np.where(np.isnan(values), float(default), values)
-        elif len(fill):
-            # graphite-web zips the series with the reference rows, so a longer reference lengthens the
-            # series; only one value past the series end can ever be rendered (its timestamp list is
-            # range(start, end + 1, step)), so the lengthening is capped there.
-            n = min(max(len(values), len(fill)), len(values) + 1)
+        else:
+            # graphite-web zips the series with the reference rows (zip_longest), then writes the result with
+            # `series.extend(values); del series[:len(values)]`: with a longer reference that keeps the LAST
+            # len(series) transformed rows, i.e. the rows are shifted by the length difference.
+            n = max(len(values), len(fill))
             padded = np.full(n, np.nan)
             padded[:len(values)] = values
             ref = np.full(n, np.nan)
-            ref[:min(n, len(fill))] = fill[:n]
-            values = np.where(np.isnan(padded), ref, padded)
+            ref[:len(fill)] = fill
+            values = np.where(np.isnan(padded), ref, padded)[n - len(values):]
         s.values = values
         _rename(s, name, tags)
     return series_list
@@ -467,5 +477,3 @@ def integral(ctx, series_list):
         out.append(_rename(s.copy(values=values), f"integral({s.name})"))
     return out
 
-
-__all__ = ["py_round", "zip_longest"]
