@@ -102,7 +102,9 @@ def _reduce_rows(block: np.ndarray, func: str, xff: float, total: int) -> np.nda
         cnt = mask.sum(axis=-1)
         with np.errstate(over="ignore", invalid="ignore"):
             out = np.prod(np.where(mask, block, 1.0), axis=-1)
-        null = (cnt == 0) | ((cnt / total) < xff if xff else False)
+        null = cnt == 0
+        if xff:
+            null |= (cnt / total) < xff
         return np.where(null, np.nan, out)
     if func == "avg_zero":
         func = "average"            # nulls are already dropped, so avg_zero divides by the non-null count
@@ -225,8 +227,7 @@ def _ema(values: np.ndarray, points: int, constant: float) -> np.ndarray:
     head = head[~np.isnan(head)]
     # a left-to-right running sum, as Python's sum() computes it, keeps the rounding identical
     ema = float(np.cumsum(head)[-1] / len(head)) if len(head) else 0.0
-    if not ema:
-        ema = 0.0
+    ema = ema or 0.0                # graphite-web's `safeAvg(...) or 0` (also turns -0.0 into 0)
     tail = values[points:]
     out = np.full(len(tail) + 1, np.nan)
     out[0] = round(ema, 6)

@@ -49,7 +49,6 @@ _IDENT_RE = re.compile(r"[a-zA-Z0-9_]*")
 _SPACES_RE = re.compile(r"[ \t\n\r]*")
 _DEC_RE = re.compile(r"[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?")
 _HEX_RE = re.compile(r"0[xX][0-9a-fA-F]*(?:\.[0-9a-fA-F]*)?(?:[eE][+-]?[0-9]*)?")
-_DUR_RE = re.compile(r"[smhdwy]s?(?:[0-9]+[smhdw]s?)*")
 # Plain string bodies up to the next quote, backslash or newline, scanned in one step.
 _STR_BODY = {'"': re.compile(r'[^"\\\n]*'), "'": re.compile(r"[^'\\\n]*")}
 
@@ -208,7 +207,7 @@ class _Lexer:
                 else:
                     self.emit("LSS" if c == "<" else "GTR", i, i + 1)
                     i += 1
-            elif ("0" <= c <= "9") or (c == "." and "0" <= src[i + 1:i + 2] <= "9" and src[i + 1:i + 2] != ""):
+            elif ("0" <= c <= "9") or (c == "." and i + 1 < n and "0" <= src[i + 1] <= "9"):
                 i = self.number_or_duration(i)
                 if i < 0:
                     return self.toks
@@ -285,26 +284,32 @@ class _Lexer:
         if ok:
             self.emit(NUMBER, i, j)
             return j
-        k = self.remaining_duration(j)
-        if k is not None:
+        ok, k = self.remaining_duration(j)
+        if ok:
             self.emit(DURATION, i, k)
             return k
-        self.error(f"bad number or duration syntax: {go_quote(self.src[i:self._bad_end(j)])}", i)
+        self.error(f"bad number or duration syntax: {go_quote(self.src[i:k])}", i)
         return -1
 
-    def remaining_duration(self, j: int):
-        """Unit letters after the digits; returns the end, or None when not a duration."""
-        src = self.src
-        m = _DUR_RE.match(src, j)
-        k = m.end()
-        if k == j or (k < len(src) and _alnum(src[k])):
-            return None
-        return k
-
-    def _bad_end(self, j: int) -> int:
-        # Prometheus' message shows the input consumed up to the failing rune (inclusive).
-        m = _DUR_RE.match(self.src, j)
-        return min(len(self.src), max(m.end(), j) + 1)
+    def remaining_duration(self, j: int) -> tuple[bool, int]:
+        """acceptRemainingDuration: (is a duration, end of the token or of the consumed text on failure)."""
+        src, n = self.src, len(self.src)
+        if j >= n or src[j] not in "smhdwy":
+            return False, j
+        j += 1
+        if j < n and src[j] == "s":
+            j += 1
+        while j < n and "0" <= src[j] <= "9":
+            while j < n and "0" <= src[j] <= "9":
+                j += 1
+            if j >= n or src[j] not in "smhdw":
+                return False, j
+            j += 1
+            if j < n and src[j] == "s":
+                j += 1
+        if j < n and _alnum(src[j]):
+            return False, j + 1
+        return True, j
 
     def duration(self, i: int) -> int:
         """Right after `[`: a duration is mandatory (2.42 lexDuration)."""
@@ -312,9 +317,9 @@ class _Lexer:
         if ok:
             self.error("missing unit character in duration", i)
             return -1
-        k = self.remaining_duration(j)
-        if k is None:
-            self.error(f"bad duration syntax: {go_quote(self.src[i:self._bad_end(j)])}", i)
+        ok, k = self.remaining_duration(j)
+        if not ok:
+            self.error(f"bad duration syntax: {go_quote(self.src[i:k])}", i)
             return -1
         self.emit(DURATION, i, k)
         return k

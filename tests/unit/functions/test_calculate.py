@@ -410,3 +410,10 @@ def test_function_specs_match_graphite_web():
         {"name": "xFilesFactor", "type": "float"},
     ]
     assert {REGISTRY[n].group for n in ("identity", "stdev", "movingSum", "aggregateLine")} == {"Calculate"}
+
+
+def test_moving_multiply_all_null_window_is_null():
+    out = calculate._moving_values(np.array([2.0, NAN, NAN, 3.0, 4.0]), 2, "multiply", 0.0)
+    assert [None if math.isnan(v) else v for v in out] == [None, 3.0, 12.0]
+    strict = calculate._moving_values(np.array([2.0, NAN, NAN, 3.0, 4.0]), 2, "multiply", 1.0)
+    assert [None if math.isnan(v) else v for v in strict] == [None, None, 12.0]
