@@ -1,6 +1,7 @@
 """`/render`: parse targets and times, evaluate, consolidate to maxDataPoints, encode."""
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -60,7 +61,11 @@ async def render_view(request: Request) -> Response:
                             max_series=min(limits["max_series_per_request"], tenant_limits.max_series_per_query),
                             max_points=min(limits["max_points_per_request"], tenant_limits.max_points_per_render))
         ctx = EvalContext(fetch=fctx, params=dict(params))
-        series = await blocking(evaluate_targets, ctx, trees)
+        try:
+            series = await asyncio.wait_for(blocking(evaluate_targets, ctx, trees), tenant_limits.query_timeout)
+        except asyncio.TimeoutError:
+            return text_error(f"query timed out after {tenant_limits.query_timeout:g}s (err-plumbago-query-timeout)",
+                              503)
         if mdp > 0:
             if limits.get("consolidation") == "graphite-web":
                 series = consolidation.apply_max_data_points_graphite_web(series, mdp)
