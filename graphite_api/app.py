@@ -10,11 +10,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from prom_bridge import api as prom_api
 from storage.engine import EngineOptions, Storage
 from storage.limits import Limits
 from storage.schemas import parse_aggregations, parse_schemas
 
-from . import config_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
+from . import config_api, events_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
 from .http_util import blocking
 from .tenancy import AuthMiddleware, Authenticator
 
@@ -87,6 +88,9 @@ def build_app(settings: dict) -> Starlette:
         Route("/compactor/delete_tenant_status", ops.delete_tenant_status_view, methods=["GET"]),
         *_config_route_guard(graphite),
         *_config_route_guard(_prefixed(graphite, "/graphite")),
+        *events_api.routes(),
+        *events_api.routes("/graphite"),
+        *prom_api.routes(),
     ]
 
     @contextlib.asynccontextmanager

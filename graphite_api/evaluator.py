@@ -19,6 +19,7 @@ class EvalContext:
     fetch: FetchContext
     params: dict = field(default_factory=dict)
     prefetched: dict = field(default_factory=dict)
+    consolidate: str | None = None      # the enclosing consolidateBy, for functions that evaluate raw args
 
     @property
     def start(self) -> int:
@@ -63,16 +64,19 @@ def _tag_args(node) -> list[str]:
 
 
 def prefetch(ctx: EvalContext, trees: list) -> None:
-    keys: set = set()
     for tree in trees:
-        _fetch_keys(tree, None, keys)
+        _prefetch_with(ctx, tree, None)
+
+
+def _prefetch_with(ctx: EvalContext, tree, consolidate: str | None) -> None:
+    keys: set = set()
+    _fetch_keys(tree, consolidate, keys)
     for kind, text, cons in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "")):
-        if kind == "path":
+        if kind == "path" and (kind, text, cons) not in ctx.prefetched:
             ids = find_ids(ctx.fetch, text)
             ctx.prefetched[(kind, text, cons)] = fetch(ctx.fetch, ids, text, cons)
-    # seriesByTag needs its parsed args: resolved while walking the trees
-    for tree in trees:
-        _prefetch_tags(ctx, tree, None)
+    # seriesByTag needs its parsed args: resolved while walking the tree
+    _prefetch_tags(ctx, tree, consolidate)
 
 
 def _prefetch_tags(ctx: EvalContext, node, cons) -> None:
@@ -90,7 +94,12 @@ def _prefetch_tags(ctx: EvalContext, node, cons) -> None:
             _prefetch_tags(ctx, arg, inner)
 
 
-def evaluate(ctx: EvalContext, node, consolidate: str | None = None):
+_UNSET = object()
+
+
+def evaluate(ctx: EvalContext, node, consolidate=_UNSET):
+    if consolidate is _UNSET:
+        consolidate = ctx.consolidate
     if isinstance(node, g.PathExpr):
         return [s.copy() for s in ctx.prefetched.get(("path", node.text, consolidate), [])]
     if isinstance(node, (g.String, g.Number, g.Bool)):
@@ -107,7 +116,12 @@ def evaluate(ctx: EvalContext, node, consolidate: str | None = None):
         if node.name == "consolidateBy" and len(node.args) > 1 and isinstance(node.args[1], g.String):
             inner = node.args[1].value
         if spec.raw_args:
-            return spec.func(ctx, node)
+            outer = ctx.consolidate
+            ctx.consolidate = inner
+            try:
+                return spec.func(ctx, node)
+            finally:
+                ctx.consolidate = outer
         args = [evaluate(ctx, a, inner) for a in node.args]
         kwargs = {k: evaluate(ctx, a, inner) for k, a in node.kwargs}
         args, kwargs = bind(spec, args, kwargs)
@@ -134,6 +148,6 @@ def evaluate_in_window(ctx: EvalContext, node, start: int, end: int):
     holtWinters bootstraps...): a fresh prefetch for that window, the same request otherwise."""
     import dataclasses
     fctx = dataclasses.replace(ctx.fetch, start=int(start), end=int(end))
-    sub = EvalContext(fetch=fctx, params=ctx.params)
-    prefetch(sub, [node])
+    sub = EvalContext(fetch=fctx, params=ctx.params, consolidate=ctx.consolidate)
+    _prefetch_with(sub, node, ctx.consolidate)
     return evaluate(sub, node)

@@ -40,6 +40,7 @@ class FetchContext:
     now: int
     max_series: int = 250_000
     max_points: int = 20_000_000
+    xfiles_factor: float = 0.0     # the request's xFilesFactor, carried by fetched series (graphite-web)
     stats: dict = field(default_factory=lambda: {"series": 0, "points": 0})
 
 
@@ -137,7 +138,7 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
             cons = consolidate or _AGG_TO_CONSOLIDATION.get(agg.methods[0] if agg.methods else "avg", "average")
             out.append(Series(name=name, start=first, step=step, values=values, tags=graphite_tags(labels),
                               path_expression=path_expression, consolidation=cons,
-                              xfiles_factor=agg.xfiles_factor))
+                              xfiles_factor=ctx.xfiles_factor))
     ctx.stats["series"] += len(out)
     ctx.stats["points"] += sum(len(s.values) for s in out)
     if ctx.stats["points"] > ctx.max_points:

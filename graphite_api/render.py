@@ -55,11 +55,17 @@ async def render_view(request: Request) -> Response:
         template = {k[len("template["):-1]: v for k, v in params.multi_items()
                     if k.startswith("template[") and k.endswith("]")}
         trees = [parse_target(t, template or None) for t in targets]
+        xff_text = params.get("xFilesFactor")
+        try:
+            xff = float(xff_text) if xff_text else 0.0
+        except ValueError:
+            raise BadRequest(f"xFilesFactor must be a number, got {xff_text!r}") from None
         limits = state.settings["render"]
         tenant_limits = state.storage.limits.for_tenant(request.state.tenant)
         fctx = FetchContext(storage=state.storage, tenant=request.state.tenant, start=start, end=end, now=now,
                             max_series=min(limits["max_series_per_request"], tenant_limits.max_series_per_query),
-                            max_points=min(limits["max_points_per_request"], tenant_limits.max_points_per_render))
+                            max_points=min(limits["max_points_per_request"], tenant_limits.max_points_per_render),
+                            xfiles_factor=xff)
         ctx = EvalContext(fetch=fctx, params=dict(params))
         try:
             series = await asyncio.wait_for(blocking(evaluate_targets, ctx, trees), tenant_limits.query_timeout)

@@ -387,7 +387,7 @@ def encode_csv(series_list: list[Series], params: Any = None) -> tuple[bytes, st
             stamps = grids[key] = np.char.add(np.char.replace(text, "T", " "), ",").tolist()
         values = _reprs(s.values, "")          # csv.writer prints floats with str() == repr()
         out = [None] * (4 * n)
-        out[0::4] = [_csv_quote(s.name) + ","] * n
+        out[0::4] = [_csv_quote(s.name or "") + ","] * n
         out[1::4] = stamps
         out[2::4] = values
         out[3::4] = ["\r\n"] * n

@@ -98,13 +98,15 @@ def decode_body(body: bytes, content_encoding: str | None, max_bytes: int, messa
     enc = (content_encoding or "").strip().lower()
     if enc not in ("", "snappy"):
         raise RemoteError(f"unsupported Content-Encoding {content_encoding!r}; expected snappy", 415)
-    msg = message_cls()
     try:
         raw = snappy_decode(body, max_bytes)
     except RemoteError:
         if enc or body.startswith(_FRAMED_MAGIC):
             raise
         raw = body
+    if message_cls is None:   # the caller parses the bytes itself
+        return raw
+    msg = message_cls()
     try:
         msg.ParseFromString(raw)
     except Exception as exc:
@@ -142,9 +144,26 @@ def label_set(pairs) -> tuple:
         if not name:
             raise ValueError("empty label name")
         prev = name
-    if not labels or labels[0][0] > NAME or not any(n == NAME for n, _ in labels):
+    if not any(n == NAME for n, _ in labels):
         raise ValueError("series has no __name__ label" if labels else "empty label set")
     return labels
+
+
+# Senders re-send the same series in every request: remember the validated label set and index key of the
+# label pairs as received, so a known series costs one dict lookup instead of validation + key building.
+_KEY_CACHE: dict[tuple, tuple[tuple, str]] = {}
+_KEY_CACHE_MAX = 100_000
+
+
+def labels_and_key(pairs: list) -> tuple[tuple, str]:
+    pairs = tuple(pairs)
+    hit = _KEY_CACHE.get(pairs)
+    if hit is None:
+        labels = label_set(pairs)
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        hit = _KEY_CACHE[pairs] = (labels, series_key(labels))
+    return hit
 
 
 def _fmt_labels(pairs) -> str:
@@ -165,30 +184,175 @@ def _store(storage, tenant: str, keys: list, counts: list, ts: np.ndarray, value
     return storage.write_ids(np.repeat(sids, np.asarray(counts, dtype=np.int64)), ts, values)
 
 
-def write_v1(storage, tenant: str, req) -> WriteResult:
-    """Store a decoded `prometheus.WriteRequest`. Valid series are written even when others are invalid; the
-    caller answers 400 when `errors` is non-empty (the spec allows partial ingestion with a 400)."""
-    res = WriteResult()
-    keys, counts, kept, exemplars = [], [], [], []
-    for series in req.timeseries:
+def _raw_labels_and_key(raw: tuple) -> tuple[tuple, str]:
+    """labels_and_key for a tuple of encoded Label messages (TimeSeriesLazy.labels), cached by those bytes."""
+    hit = _KEY_CACHE.get(raw)
+    if hit is None:
+        pairs = [(lb.name, lb.value) for lb in map(types_pb2.Label.FromString, raw)]
         try:
-            labels = label_set([(lb.name, lb.value) for lb in series.labels])
+            labels = label_set(pairs)
         except ValueError as exc:
-            res.errors.append(f"{exc} in {_fmt_labels((lb.name, lb.value) for lb in series.labels)}")
+            raise ValueError(f"{exc} in {_fmt_labels(pairs)}") from None
+        if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+            _KEY_CACHE.clear()
+        hit = _KEY_CACHE[raw] = (labels, series_key(labels))
+    return hit
+
+
+def _label_prefix_end(b: bytes) -> int:
+    """End of the leading run of label fields (tag 1) of an encoded TimeSeries."""
+    pos, n = 0, len(b)
+    while pos < n and b[pos] == 0x0A:
+        ln = b[pos + 1] if pos + 1 < n else 0
+        if ln < 0x80:
+            pos += 2 + ln
+            continue
+        shift, ln, pos = 0, 0, pos + 1
+        while pos < n:
+            byte = b[pos]
+            pos += 1
+            ln |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        pos += ln
+    return min(pos, n)
+
+
+def _varints(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one varint per row of a uint8 matrix that must fill the row exactly; (values, row is valid)."""
+    width = m.shape[1]
+    if width == 0 or width > 10:
+        return np.zeros(len(m), np.int64), np.zeros(len(m), bool)
+    cont = (m & 0x80) != 0
+    valid = cont[:, :-1].all(axis=1) & ~cont[:, -1]
+    val = np.zeros(len(m), dtype=np.uint64)
+    for c in range(width):
+        val |= (m[:, c] & 0x7F).astype(np.uint64) << np.uint64(7 * c)
+    return val.view(np.int64), valid
+
+
+def _single_samples(rests: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Column-wise decode of series bodies that are exactly one `samples` field (the shape Prometheus sends):
+    `12 len [09 <double>] [10 <varint ts>]` (proto3 leaves out a zero value or timestamp). Returns
+    (ts, values, ok); rows that are not in one of these layouts have ok=False."""
+    k = len(rests)
+    ts = np.zeros(k, np.int64)
+    vals = np.zeros(k, np.float64)
+    ok = np.zeros(k, bool)
+    lengths = np.fromiter(map(len, rests), dtype=np.int64, count=k)
+    for L in np.unique(lengths).tolist():
+        rows = np.nonzero(lengths == L)[0]
+        m = np.frombuffer(b"".join([rests[i] for i in rows.tolist()]), dtype=np.uint8).reshape(len(rows), L)
+        if L == 2:                                         # empty sample: value 0 at t=0
+            ok[rows] = True
+            continue
+        full = (m[:, 2] == 0x09) & (m[:, 11] == 0x10) if L >= 13 else np.zeros(len(rows), bool)
+        if full.any():
+            t, valid = _varints(m[full, 12:])
+            sel = rows[full][valid]
+            ts[sel] = t[valid]
+            vals[sel] = np.ascontiguousarray(m[full, 3:11][valid]).view("<f8").ravel()
+            ok[sel] = True
+        if L == 11:                                        # value only (t = 0)
+            vonly = m[:, 2] == 0x09
+            sel = rows[vonly]
+            vals[sel] = np.ascontiguousarray(m[vonly, 3:11]).view("<f8").ravel()
+            ok[sel] = True
+        tonly = (m[:, 2] == 0x10) & ~full                  # value 0.0 left out
+        if tonly.any():
+            t, valid = _varints(m[tonly, 3:])
+            sel = rows[tonly][valid]
+            ts[sel] = t[valid]
+            ok[sel] = True
+    return ts, vals, ok
+
+
+def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
+    """Decode and store a `prometheus.WriteRequest` body. Valid series are written even when others are
+    invalid; the caller answers 400 when `errors` is non-empty (the spec allows partial ingestion with a 400).
+
+    Fast path: each series stays bytes (WriteRequestRaw); its leading label fields are the cache key of the
+    validated label set, and series made of one sample are decoded column-wise with numpy. Anything else
+    (several samples, exemplars, histograms, fields out of order) goes through protobuf (TimeSeriesLazy)."""
+    try:
+        req = remote_pb2.WriteRequestRaw.FromString(raw)
+    except Exception as exc:
+        raise RemoteError(f"cannot decode prometheus.WriteRequest protobuf: {exc}") from None
+    res = WriteResult()
+    keys, counts, single_idx, singles, slow, exemplars = [], [], [], [], [], []
+    cache = _KEY_CACHE
+    for b in req.timeseries:
+        end = _label_prefix_end(b)
+        rest = b[end:]
+        simple = not rest or (rest[0] == 0x12 and len(rest) == 2 + rest[1])
+        if not simple:
+            slow.append((len(keys), b))
+            keys.append(None)
+            counts.append(0)
+            continue
+        prefix = b[:end]
+        hit = cache.get(prefix)
+        if hit is None:
+            try:
+                hit = _raw_labels_and_key(tuple(remote_pb2.TimeSeriesLazy.FromString(prefix).labels))
+            except Exception as exc:
+                res.errors.append(str(exc))
+                continue
+            if len(cache) >= _KEY_CACHE_MAX:
+                cache.clear()
+            cache[prefix] = hit
+        if rest:
+            single_idx.append(len(keys))
+            singles.append(rest)
+            keys.append(hit[1])
+            counts.append(1)
+    # Series that need protobuf: decode them one by one (still no Python object per sample beyond protobuf's).
+    slow_samples = {}
+    for pos, b in slow:
+        try:
+            series = remote_pb2.TimeSeriesLazy.FromString(b)
+            labels, key = _raw_labels_and_key(tuple(series.labels))
+        except Exception as exc:
+            res.errors.append(str(exc))
             continue
         if series.histograms:
             res.errors.append(f"native histograms are not supported ({len(series.histograms)} dropped for "
                               f"{_fmt_labels(labels)})")
-        n = len(series.samples)
-        if n:
-            keys.append(series_key(labels))
-            counts.append(n)
-            kept.append(series)
-        for ex in series.exemplars:
+        for ex in map(types_pb2.Exemplar.FromString, series.exemplars):
             exemplars.append((labels, tuple(sorted((lb.name, lb.value) for lb in ex.labels)), ex.value, ex.timestamp))
-    total = sum(counts)
-    ts = np.fromiter((s.timestamp for se in kept for s in se.samples), dtype=np.int64, count=total)
-    values = np.fromiter((s.value for se in kept for s in se.samples), dtype=np.float64, count=total)
+        smp = series.samples
+        if smp:
+            keys[pos] = key
+            counts[pos] = len(smp)
+            slow_samples[pos] = (np.fromiter((x.timestamp for x in smp), np.int64, len(smp)),
+                                 np.fromiter((x.value for x in smp), np.float64, len(smp)))
+    # Assemble all samples in request order (order matters when one series appears twice).
+    counts_arr = np.asarray(counts, dtype=np.int64)
+    offsets = np.cumsum(counts_arr) - counts_arr
+    total = int(counts_arr.sum())
+    ts = np.zeros(total, np.int64)
+    values = np.zeros(total, np.float64)
+    if singles:
+        s_ts, s_vals, s_ok = _single_samples(singles)
+        for i in np.nonzero(~s_ok)[0].tolist():    # an unusual encoding of the sample: let protobuf read it
+            try:
+                smp = types_pb2.TimeSeries.FromString(singles[i]).samples[0]
+            except Exception as exc:
+                raise RemoteError(f"cannot decode prometheus.WriteRequest protobuf: {exc}") from None
+            s_ts[i], s_vals[i] = smp.timestamp, smp.value
+        at = offsets[np.asarray(single_idx, dtype=np.int64)]
+        ts[at] = s_ts
+        values[at] = s_vals
+    for pos, (t, v) in slow_samples.items():
+        ts[offsets[pos]:offsets[pos] + len(t)] = t
+        values[offsets[pos]:offsets[pos] + len(t)] = v
+    live = [i for i, k in enumerate(keys) if k is not None and counts[i]]
+    if len(live) != len(keys):
+        keep = np.repeat(np.isin(np.arange(len(keys)), live), counts_arr)
+        ts, values = ts[keep], values[keep]
+        keys = [keys[i] for i in live]
+        counts = [counts[i] for i in live]
     res.samples = _store(storage, tenant, keys, counts, ts, values)
     meta_store, ex_store = stores_for(storage)
     if exemplars:
@@ -220,7 +384,7 @@ def write_v2(storage, tenant: str, req) -> WriteResult:
     keys, counts, kept, exemplars, metas = [], [], [], [], []
     for series in req.timeseries:
         try:
-            labels = label_set(resolve_refs(series.labels_refs, "series"))
+            labels, key = labels_and_key(resolve_refs(series.labels_refs, "series"))
         except ValueError as exc:
             res.errors.append(str(exc))
             continue
@@ -232,7 +396,7 @@ def write_v2(storage, tenant: str, req) -> WriteResult:
                               f"{_fmt_labels(labels)})")
         n = len(series.samples)
         if n:
-            keys.append(series_key(labels))
+            keys.append(key)
             counts.append(n)
             kept.append(series)
         for ex in series.exemplars:
@@ -280,7 +444,7 @@ def handle_write(storage, tenant: str, body: bytes, content_type: str | None, co
     if version == 2:
         res = write_v2(storage, tenant, decode_body(body, content_encoding, max_bytes, write_v2_pb2.Request))
     else:
-        res = write_v1(storage, tenant, decode_body(body, content_encoding, max_bytes, remote_pb2.WriteRequest))
+        res = write_v1(storage, tenant, decode_body(body, content_encoding, max_bytes, None))
     res.version = version
     if res.errors:
         more = f" (and {len(res.errors) - 5} more)" if len(res.errors) > 5 else ""

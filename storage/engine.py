@@ -18,6 +18,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import codec, rollup, sql
+from .cache import ChunkCache
 from .head import Head
 from .index import Index, TenantIndex
 from .labels import key_to_labels, metric_name, series_key
@@ -39,6 +40,7 @@ class EngineOptions:
     max_head_samples: int = 20_000_000    # above this the whole head is flushed, open blocks included
     retention_interval: float = 3600.0
     wal_fsync: bool = True
+    chunk_cache_bytes: int = 256 << 20    # decoded chunks kept for repeated reads (0 = off)
 
 
 class Storage:
@@ -67,6 +69,7 @@ class Storage:
         self._last_retention = 0.0
         self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0}
         self.limits = Limits()
+        self.cache = ChunkCache(self.options.chunk_cache_bytes)
         self._rate_windows: dict[str, list] = {}   # tenant -> [window start, samples in window, last rate]
         self._load()
 
@@ -267,15 +270,8 @@ class Storage:
         sids = np.asarray(sids, dtype=np.int64)
         parts: list[list] = [[] for _ in range(len(sids))]
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
-        with self.db.connect() as conn:
-            for lo in range(0, len(sids), _IN_CHUNK):
-                ids = sids[lo:lo + _IN_CHUNK].tolist()
-                q = (select(sql.chunks.c.series_id, sql.chunks.c.data)
-                     .where(and_(sql.chunks.c.series_id.in_(ids), sql.chunks.c.max_ts >= start_ms,
-                                 sql.chunks.c.min_ts <= end_ms))
-                     .order_by(sql.chunks.c.series_id, sql.chunks.c.id))
-                for sid, data in conn.execute(q):
-                    parts[pos[sid]].append(codec.decode(data))
+        for sid, piece in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
+            parts[pos[sid]].append(piece)
         for store in (self.flushing, self.head):
             for i, piece in enumerate(store.read(sids, start_ms, end_ms)):
                 if len(piece[0]):
@@ -290,17 +286,9 @@ class Storage:
         ts_parts: list[list] = [[] for _ in range(len(sids))]
         col_parts: list[list] = [[] for _ in range(len(sids))]
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
-        with self.db.connect() as conn:
-            for lo in range(0, len(sids), _IN_CHUNK):
-                ids = sids[lo:lo + _IN_CHUNK].tolist()
-                q = (select(sql.rollups.c.series_id, sql.rollups.c.data)
-                     .where(and_(sql.rollups.c.series_id.in_(ids), sql.rollups.c.interval == interval,
-                                 sql.rollups.c.max_ts >= start_ms, sql.rollups.c.min_ts <= end_ms))
-                     .order_by(sql.rollups.c.series_id, sql.rollups.c.id))
-                for sid, data in conn.execute(q):
-                    ts, cols = codec.decode_columns(data)
-                    ts_parts[pos[sid]].append(ts)
-                    col_parts[pos[sid]].append(cols)
+        for sid, (ts, cols) in self._read_table(sql.rollups, sids, start_ms, end_ms, interval):
+            ts_parts[pos[sid]].append(ts)
+            col_parts[pos[sid]].append(cols)
         # The head's samples have not been rolled up yet.
         lo_ms = start_ms - interval_ms
         for store in (self.flushing, self.head):
@@ -316,6 +304,41 @@ class Storage:
             keep = (ts >= start_ms) & (ts <= end_ms)
             out.append((ts[keep], [c[keep] for c in cols]))
         return out
+
+    def _read_table(self, table, sids: np.ndarray, start_ms: int, end_ms: int, interval: int | None):
+        """Decoded (series id, piece) of the chunk or rollup rows overlapping the range, oldest row first per
+        series. Row headers are read first; only rows missing from the cache have their data fetched."""
+        c = table.c
+        rows = []
+        with self.db.connect() as conn:
+            for lo in range(0, len(sids), _IN_CHUNK):
+                cond = [c.series_id.in_(sids[lo:lo + _IN_CHUNK].tolist()), c.max_ts >= start_ms, c.min_ts <= end_ms]
+                if interval is not None:
+                    cond.append(c.interval == interval)
+                rows.extend(conn.execute(select(c.id, c.series_id, c.min_ts, c.max_ts, c.count)
+                                         .where(and_(*cond)).order_by(c.series_id, c.id)).all())
+            kind = "r" if interval is not None else "c"
+            decoded: dict[int, object] = {}
+            missing = []
+            for row in rows:
+                key = (kind, row.id, row.series_id, row.min_ts, row.max_ts, row.count)
+                hit = self.cache.get(key)
+                if hit is None:
+                    missing.append(row.id)
+                else:
+                    decoded[row.id] = hit
+            for lo in range(0, len(missing), _IN_CHUNK):
+                for row in conn.execute(select(c.id, c.series_id, c.min_ts, c.max_ts, c.count, c.data)
+                                        .where(c.id.in_(missing[lo:lo + _IN_CHUNK]))):
+                    if interval is None:
+                        piece = codec.decode(row.data)
+                        size = piece[0].nbytes + piece[1].nbytes
+                    else:
+                        piece = codec.decode_columns(row.data)
+                        size = piece[0].nbytes + sum(col.nbytes for col in piece[1])
+                    decoded[row.id] = piece
+                    self.cache.put((kind, row.id, row.series_id, row.min_ts, row.max_ts, row.count), piece, size)
+        return [(row.series_id, decoded[row.id]) for row in rows if row.id in decoded]
 
     def has_rollup(self, sid: int, interval: int) -> bool:
         with self.db.connect() as conn:

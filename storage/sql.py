@@ -39,6 +39,7 @@ chunks = Table(
     Column("data", LargeBinary, nullable=False),
     Index("ix_chunks_series_block", "series_id", "block_start"),
     Index("ix_chunks_block", "block_start"),
+    sqlite_autoincrement=True,   # row ids are never reused: the decoded-chunk cache keys on them
 )
 
 # Rollup archives: per bucket sum, cnt, min, max, last (read-time aggregation stays free to change).
@@ -54,6 +55,7 @@ rollups = Table(
     Column("data", LargeBinary, nullable=False),
     Index("ix_rollups_series_interval_block", "series_id", "interval", "block_start"),
     Index("ix_rollups_block", "block_start"),
+    sqlite_autoincrement=True,
 )
 
 configs = Table(

@@ -302,7 +302,7 @@ class _LazySteps:
         return at_step(s, s.step * self.vpp.get(id(s), 1))
 
 
-def _grouped_total(ctx, lazy: _LazySteps, group: list[Series], xff: float):
+def _grouped_total(lazy: _LazySteps, group: list[Series], xff: float):
     start, end, step = lazy.normalize(group)
     total = Series(f"sumSeries({unique_path_expressions(group)})", start, step,
                    _sum_rows([lazy.values(s) for s in group]), xfiles_factor=xff)
@@ -326,7 +326,7 @@ def _as_percent_by_nodes(ctx, series_list, total, nodes, lazy: _LazySteps, xff: 
             if len(groups[key]) == 1:
                 totals[key] = groups[key][0]
             else:
-                totals[key], bounds = _grouped_total(ctx, lazy, groups[key], xff)
+                totals[key], bounds = _grouped_total(lazy, groups[key], xff)
     elif isinstance(total, list):
         total_groups: dict[str, list[Series]] = {}
         for s in total:
@@ -340,7 +340,7 @@ def _as_percent_by_nodes(ctx, series_list, total, nodes, lazy: _LazySteps, xff: 
             if len(group) == 1:
                 totals[key] = group[0]
             else:
-                totals[key], bounds = _grouped_total(ctx, lazy, group, xff)
+                totals[key], bounds = _grouped_total(lazy, group, xff)
     else:
         raise FunctionError("total must be None or a seriesList")
 

@@ -57,13 +57,17 @@ class FunctionSpec:
     extra: dict = field(default_factory=dict)
 
     def signature(self) -> str:
+        """graphite-web's `function` text: Python's formatargspec of the implementation's arguments."""
         parts = []
         for p in self.params:
-            text = p.name
             if p.multiple:
-                text = "*" + text
-            elif not p.required and p.default is not None:
-                text = f"{p.name}={p.default!r}" if isinstance(p.default, str) else f"{p.name}={p.default}"
+                text = "*" + p.name
+            elif p.default is not None:
+                text = f"{p.name}={p.default!r}"
+            elif not p.required:
+                text = f"{p.name}=None"
+            else:
+                text = p.name
             parts.append(text)
         return f"{self.name}({', '.join(parts)})"
 

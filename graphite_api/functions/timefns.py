@@ -56,6 +56,14 @@ def _interval(text, func: str, param: str = "intervalString") -> int:
     return seconds
 
 
+def _guard(ctx, n: int, func: str) -> None:
+    """Bucket and generator sizes come from user intervals: keep them under the request's point limit."""
+    from ..fetch import FetchLimitError
+    limit = getattr(getattr(ctx, "fetch", None), "max_points", None)
+    if isinstance(limit, int) and n > limit:
+        raise FetchLimitError(f"{func}: would produce {n} points, over the limit of {limit}")
+
+
 def _agg(func: str, where: str):
     if func not in AGG_FUNCS:
         raise FunctionError(f"{where}: Unsupported aggregation function: {func}")
@@ -72,20 +80,10 @@ def _zone(ctx):
         return timezone.utc
 
 
-def _consolidate_of(ctx, node) -> str | None:
-    """The consolidateBy method the evaluator used when it prefetched the paths under `node`.
-
-    Raw-argument functions are called without the consolidate method of an enclosing consolidateBy, but the
-    prefetched data is keyed by it; when every path under `node` was fetched with one method, use that one.
-    """
-    texts = set(g.path_expressions(node))
-    found = {key[2] for key in ctx.prefetched if key[1] in texts}
-    return found.pop() if len(found) == 1 else None
-
-
 def _eval(ctx, node):
+    # the evaluator keeps an enclosing consolidateBy in ctx.consolidate for raw-argument functions
     from ..evaluator import evaluate
-    return evaluate(ctx, node, _consolidate_of(ctx, node))
+    return evaluate(ctx, node)
 
 
 def _eval_window(ctx, node, start: int, end: int):
@@ -213,9 +211,8 @@ _FUNC_PARAM = Param("func", AGG_FUNC, default="sum", options=AGG_FUNCS)
 @register("summarize", [_SL, _INTERVAL_PARAM, _FUNC_PARAM, Param("alignToFrom", BOOLEAN, default=False)],
           group="Transform")
 def summarize(ctx, series_list, intervalString, func="sum", alignToFrom=False):
-    """Summarize the data into interval buckets of a certain size. By default, the contents of each interval
-    bucket are summed together and buckets are aligned to multiples of the interval (22:32 lands in
-    22:00-23:00 for 1hour); alignToFrom=true makes buckets start at the series' start instead."""
+    """Aggregates the points of each interval bucket with `func` (sum by default). Buckets start at
+    multiples of the interval; with alignToFrom=true they start at the series' first point."""
     interval = _interval(intervalString, "summarize")
     _agg(func, "summarize")
     out = []
@@ -225,6 +222,7 @@ def summarize(ctx, series_list, intervalString, func="sum", alignToFrom=False):
         else:
             new_start = s.start - s.start % interval
             new_end = s.end - s.end % interval + interval
+        _guard(ctx, (new_end - new_start) // interval + 1, "summarize")
         values, _ = summarize_values(s, func, interval, new_start, new_end)
         _set_tags(s, summarize=intervalString, summarizeFunction=func)
         name = 'summarize(%s, "%s", "%s"%s)' % (s.name, intervalString, func, ", true" if alignToFrom else "")
@@ -237,9 +235,9 @@ def summarize(ctx, series_list, intervalString, func="sum", alignToFrom=False):
                              Param("alignTo", STRING, options=[None, *_UNITS, True, False])],
           group="Transform", raw_args=True)
 def smart_summarize(ctx, node):
-    """Smarter version of summarize. Buckets start at the series' start; alignTo (years, months, weeks, days,
-    hours, minutes, seconds) first re-fetches the data from `from` truncated to that unit. The legacy boolean
-    alignToFrom values are accepted and ignored."""
+    """Like summarize(), with buckets starting at the series' first point. alignTo (years, months,
+    weeks, days, hours, minutes, seconds) first moves `from` back to the start of that unit and re-fetches; the
+    old boolean value is accepted and ignored."""
     align_node = node.kwarg("alignTo") if node.kwarg("alignTo") is not None else (
         node.args[3] if len(node.args) > 3 else None)
     align_given = align_node is not None and not isinstance(align_node, (g.Bool, g.NoneLit))
@@ -260,6 +258,7 @@ def smart_summarize(ctx, node):
         series_list = _eval_window(ctx, first, start, ctx.end)
     out = []
     for s in series_list:
+        _guard(ctx, (s.end - s.start) // interval + 1, "smartSummarize")
         values, _ = summarize_values(s, func, interval)
         _set_tags(s, smartSummarize=interval_text, smartSummarizeFunction=func)
         name = 'smartSummarize(%s, "%s", "%s")' % (s.name, interval_text, func)
@@ -312,9 +311,9 @@ def _hitcount_values(values: np.ndarray, start: int, step: int, end: int, interv
 @register("hitcount", [_SL, _INTERVAL_PARAM, Param("alignToInterval", BOOLEAN, default=False)],
           group="Transform", raw_args=True)
 def hitcount(ctx, node):
-    """Estimate hit counts from a list of time series. This function assumes the values in each time series
-    represent hits per second. It calculates hits per some larger interval such as per day or per hour; unlike
-    summarize() it compensates for different time scales and handles rarely-occurring events gracefully."""
+    """Counts hits per interval from points that are rates per second: each point adds value x seconds
+    to the buckets its step overlaps, so series of any resolution give comparable totals. Buckets end at the
+    series' end; alignToInterval=true starts the data at the day/hour/minute boundary before `from`."""
     align_node = node.kwarg("alignToInterval") or (node.args[2] if len(node.args) > 2 else None)
     lazy = isinstance(align_node, g.Bool) and align_node.value
     first, args, kwargs = _raw_bind(ctx, node, "hitcount", lazy_first=lazy)
@@ -337,6 +336,8 @@ def hitcount(ctx, node):
     out = []
     for i, s in enumerate(series_list):
         end = ends[i] if ends else s.end
+        _guard(ctx, (end - s.start) // interval + 1, "hitcount")
+        _guard(ctx, len(s.values) * (s.step // interval + 2), "hitcount")      # contributions when step > interval
         new_start, values = _hitcount_values(s.values, s.start, s.step, end, interval)
         _set_tags(s, hitcount=interval_text)
         name = 'hitcount(%s, "%s"%s)' % (s.name, interval_text, ", true" if align else "")
@@ -370,8 +371,9 @@ def _compress(series: Series) -> Series:
 
 @register("compressPeriodicGaps", [_SL], group="Transform")
 def compress_periodic_gaps(ctx, series_list):
-    """Tries to intelligently remove periodic None's from series, recalculating start, stop and step values.
-    Like summarize(seriesList, '<desired step>', 'last') with the step guessed from the first values."""
+    """For series written at a coarser interval than their storage step (values separated by
+    regular nulls): detects that interval from the first values and re-buckets with 'last' at that interval.
+    Series without such a pattern are returned unchanged."""
     out = []
     for s in series_list:
         s.name = f"compressPeriodicGaps({s.name})"
@@ -384,9 +386,8 @@ def compress_periodic_gaps(ctx, series_list):
 
 @register("delay", [_SL, Param("steps", INTEGER, required=True)], group="Transform")
 def delay(ctx, series_list, steps):
-    """This shifts all samples later by an integer number of steps. This can be used for custom derivative
-    calculations, among other things. Note: this will pad the early end of the data with None for every step
-    shifted."""
+    """Moves every point `steps` steps later (earlier when negative), padding with nulls; a time shift
+    counted in points rather than in time."""
     out = []
     for s in series_list:
         v = s.values
@@ -404,8 +405,8 @@ def delay(ctx, series_list, steps):
 
 @register("integralByInterval", [_SL, Param("intervalUnit", STRING, required=True)], group="Transform")
 def integral_by_interval(ctx, series_list, intervalUnit):
-    """This will do the same as integral() function, except resetting the total to 0 at every interval
-    boundary counted from the time in the parameter "from". Useful for finding totals per hour/day/week."""
+    """Running total that restarts from zero at every `intervalUnit` boundary counted from
+    `from`, e.g. totals per day with from=midnight."""
     try:
         duration = abs(parse_interval(intervalUnit))
     except TimeParseError as exc:
@@ -469,9 +470,8 @@ def _dst(ts: int, zone) -> bool:
                         Param("resetEnd", BOOLEAN, default=True), Param("alignDst", BOOLEAN, default=False)],
           group="Transform", raw_args=True)
 def time_shift(ctx, node):
-    """Takes one metric or a wildcard seriesList, followed by a quoted string with the length of time. Draws
-    the selected metrics shifted in time. If no sign is given, a minus sign ( - ) is implied which will shift
-    the metric back in time. If a plus sign ( + ) is given, the metric will be shifted forward in time."""
+    """The series as they were `timeShift` earlier (an unsigned shift goes back; '+1h' goes forward),
+    drawn on the current time range. resetEnd=false keeps the shifted range's own end."""
     if any(k == "alignDST" for k, _ in node.kwargs):
         # graphite-web's Python argument is alignDST while its declared parameter is alignDst: accept both
         node = g.Call(node.name, node.args, tuple(("alignDst" if k == "alignDST" else k, v)
@@ -508,9 +508,8 @@ def time_shift(ctx, node):
                         Param("timeShiftStart", INTEGER, default=0), Param("timeShiftEnd", INTEGER, default=7)],
           group="Transform", raw_args=True)
 def time_stack(ctx, node):
-    """Takes one metric or a wildcard seriesList, followed by a quoted string with the length of time, a start
-    multiplier and an end multiplier; returns the series shifted by every multiple in [start, end), stacked on
-    the original time range. Useful for looking at history, or feeding into averageSeries or stddevSeries."""
+    """One time-shifted copy of the series per multiplier in [timeShiftStart, timeShiftEnd), each shifted
+    by multiplier x timeShiftUnit, all drawn on the current time range (e.g. the same hour on each past day)."""
     first, args, kwargs = _raw_bind(ctx, node, "timeStack")
     text = _shift_text(_param(args, kwargs, 1, "timeShiftUnit", "1d"), "timeStack", "timeShiftUnit")
     shift_start = int(_param(args, kwargs, 2, "timeShiftStart", 0))
@@ -540,9 +539,8 @@ def _date(ctx, value, func: str, param: str) -> int:
 @register("timeSlice", [_SL, Param("startSliceAt", DATE, required=True), Param("endSliceAt", DATE, default="now")],
           group="Transform")
 def time_slice(ctx, series_list, startSliceAt, endSliceAt="now"):
-    """Takes one metric or a wildcard metric, followed by a quoted string with the time to start the line and
-    another quoted string with the time to end the line. The start and end times are inclusive. Useful for
-    filtering out a part of a series of data from a wider range of data."""
+    """Nulls every point outside [startSliceAt, endSliceAt] (both inclusive, any from/until time
+    syntax; the end defaults to now)."""
     start = _date(ctx, startSliceAt, "timeSlice", "startSliceAt")
     end = _date(ctx, endSliceAt, "timeSlice", "endSliceAt")
     for s in series_list:
@@ -589,6 +587,7 @@ def _generator(ctx, name: str, step: int, func: str, make) -> list[Series]:
         # graphite-web never leaves its `while when < endTime` loop
         raise FunctionError(f"{func}: parameter 'step' must be a positive number of seconds, got {step!r}")
     count = max(0, -(-(ctx.end - ctx.start) // step))
+    _guard(ctx, count, func)
     ts = ctx.start + step * np.arange(count, dtype=np.int64)
     return [Series(name=name, start=ctx.start, step=step, values=make(ts.astype(np.float64)),
                    tags=_name_tags(name), xfiles_factor=_request_xff(ctx))]
@@ -597,14 +596,14 @@ def _generator(ctx, name: str, step: int, func: str, make) -> list[Series]:
 @register("timeFunction", [Param("name", STRING, required=True), Param("step", INTEGER, default=60)],
           group="Transform", aliases=("time",))
 def time_function(ctx, name, step=60):
-    """Short Alias: time(). Just returns the timestamp for each X value, every `step` seconds (default 60)
-    from `from` while before `until`."""
+    """Short alias: time(). A series named `name` whose value is its own timestamp, one point every `step`
+    seconds (60) from `from` to before `until`."""
     return _generator(ctx, name, step, "timeFunction", lambda ts: ts)
 
 
 @register("sinFunction", [Param("name", STRING, required=True), Param("amplitude", INTEGER, default=1),
                           Param("step", INTEGER, default=60)], group="Transform", aliases=("sin",))
 def sin_function(ctx, name, amplitude=1, step=60):
-    """Short Alias: sin(). Just returns the sine of the current time. The optional amplitude parameter changes
-    the amplitude of the wave; the optional step (default 60 s) the spacing of the points."""
+    """Short alias: sin(). A series named `name` with amplitude x sin(timestamp), one point every `step`
+    seconds (60) from `from` to before `until`."""
     return _generator(ctx, name, step, "sinFunction", lambda ts: np.sin(ts) * amplitude)

@@ -84,8 +84,7 @@ def _pow(values: np.ndarray, exponent) -> np.ndarray:
 
 @register("absolute", [_SL], group="Transform")
 def absolute(ctx, series_list):
-    """Takes one metric or a wildcard seriesList and applies the mathematical abs function to each datapoint
-    transforming it to its absolute value."""
+    """Absolute value of every point."""
     for s in series_list:
         s.values = np.abs(s.values)
         _rename(s, f"absolute({s.name})", {"absolute": 1})
@@ -94,8 +93,7 @@ def absolute(ctx, series_list):
 
 @register("add", [_SL, Param("constant", FLOAT, required=True)], group="Transform")
 def add(ctx, series_list, constant):
-    """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
-    datapoint. Also works for negative numbers."""
+    """Adds a constant to every point (null stays null); the name shows the constant truncated to an integer."""
     label = _percent_d(constant, "add", "constant")
     constant = float(constant)
     for s in series_list:
@@ -115,8 +113,7 @@ def _percent_d(value, func: str, param: str) -> str:
 
 @register("offset", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
 def offset(ctx, series_list, factor):
-    """Takes one metric or a wildcard seriesList followed by a constant, and adds the constant to each
-    datapoint."""
+    """Adds `factor` to every non-null point."""
     factor = float(factor)
     for s in series_list:
         with _errstate():
@@ -127,8 +124,7 @@ def offset(ctx, series_list, factor):
 
 @register("scale", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
 def scale(ctx, series_list, factor):
-    """Takes one metric or a wildcard seriesList followed by a constant, and multiplies the datapoint by the
-    constant provided at each point."""
+    """Multiplies every point by `factor`."""
     factor = float(factor)
     for s in series_list:
         with _errstate():
@@ -139,9 +135,8 @@ def scale(ctx, series_list, factor):
 
 @register("scaleToSeconds", [_SL, Param("seconds", FLOAT, required=True)], group="Transform")
 def scale_to_seconds(ctx, series_list, seconds):
-    """Takes one metric or a wildcard seriesList and returns "value per seconds" where seconds is a last
-    argument to this functions. Useful in conjunction with derivative or integral function if you want to
-    normalize its result to a known resolution for arbitrary retentions."""
+    """Rescales each point from a per-step amount to a per-`seconds` amount (value * seconds / step,
+    six decimals), e.g. after derivative() on series of mixed resolutions."""
     label = _percent_d(seconds, "scaleToSeconds", "seconds")
     seconds = float(seconds)
     for s in series_list:
@@ -154,8 +149,8 @@ def scale_to_seconds(ctx, series_list, seconds):
 
 @register("pow", [_SL, Param("factor", FLOAT, required=True)], group="Transform")
 def pow_(ctx, series_list, factor):
-    """Takes one metric or a wildcard seriesList followed by a constant, and raises the datapoint by the power
-    of the constant provided at each point."""
+    """Raises every point to the power `factor`; impossible results (negative base with a fractional power,
+    overflow, 0 to a negative power) are null."""
     factor = float(factor)
     for s in series_list:
         s.values = _pow(s.values, factor)
@@ -165,7 +160,7 @@ def pow_(ctx, series_list, factor):
 
 @register("squareRoot", [_SL], group="Transform")
 def square_root(ctx, series_list):
-    """Takes one metric or a wildcard seriesList, and computes the square root of each datapoint."""
+    """Square root of every point; negative points become null."""
     for s in series_list:
         s.values = _pow(s.values, 0.5)
         _rename(s, f"squareRoot({s.name})", {"squareRoot": 1})
@@ -174,7 +169,7 @@ def square_root(ctx, series_list):
 
 @register("invert", [_SL], group="Transform")
 def invert(ctx, series_list):
-    """Takes one metric or a wildcard seriesList, and inverts each datapoint (i.e. 1/x)."""
+    """1/x for every point; zero becomes null."""
     for s in series_list:
         s.values = _pow(s.values, -1)
         _rename(s, f"invert({s.name})", {"invert": 1})
@@ -183,7 +178,7 @@ def invert(ctx, series_list):
 
 @register("exp", [_SL], group="Transform")
 def exp(ctx, series_list):
-    """Raise e to the power of the datapoint, where e = 2.718281... is the base of natural logarithms."""
+    """e raised to the power of every point."""
     for s in series_list:
         # graphite-web raises OverflowError (HTTP 500) above ~709.78; the IEEE result inf is kept here
         with _errstate():
@@ -194,8 +189,7 @@ def exp(ctx, series_list):
 
 @register("log", [_SL, Param("base", INTEGER, default=10)], group="Transform")
 def logarithm(ctx, series_list, base=10):
-    """Takes one metric or a wildcard seriesList, a base, and draws the y-axis in logarithmic format. If base
-    is omitted, the function defaults to base 10."""
+    """Logarithm of every point in `base` (default 10); zero and negative points become null."""
     if base <= 0 or base == 1:
         # math.log(v, base) raises for these (graphite-web answers 500)
         raise FunctionError(f"log: parameter 'base' must be positive and not 1, got {base!r}")
@@ -210,8 +204,7 @@ def logarithm(ctx, series_list, base=10):
 
 @register("logit", [_SL], group="Transform")
 def logit(ctx, series_list):
-    """Takes one metric or a wildcard seriesList and applies the logit function `log(x / (1 - x))` to each
-    datapoint."""
+    """log(x / (1 - x)) for every point; points where it is undefined become null."""
     for s in series_list:
         with _errstate():
             ratio = s.values / (1 - s.values)
@@ -223,8 +216,7 @@ def logit(ctx, series_list):
 
 @register("sigmoid", [_SL], group="Transform")
 def sigmoid(ctx, series_list):
-    """Takes one metric or a wildcard seriesList and applies the sigmoid function `1 / (1 + exp(-x))` to each
-    datapoint."""
+    """1 / (1 + e^-x) for every point."""
     for s in series_list:
         # graphite-web raises OverflowError (HTTP 500) below x ~ -709.78; the IEEE limit 0.0 is kept here
         with _errstate():
@@ -235,8 +227,7 @@ def sigmoid(ctx, series_list):
 
 @register("round", [_SL, Param("precision", INTEGER, default=0)], group="Transform")
 def round_(ctx, series_list, precision=None):
-    """Takes one metric or a wildcard seriesList optionally followed by a precision, and rounds each datapoint
-    to the specified precision."""
+    """Rounds every point to `precision` decimals (0 when omitted; negative rounds to tens, hundreds...)."""
     for s in series_list:
         s.values = py_round(s.values, precision or 0)
         name = f"round({s.name})" if precision is None else f"round({s.name},{int(precision)})"
@@ -248,8 +239,7 @@ def round_(ctx, series_list, precision=None):
 
 @register("offsetToZero", [_SL], group="Transform")
 def offset_to_zero(ctx, series_list):
-    """Offsets a metric or wildcard seriesList by subtracting the minimum value in the series from each
-    datapoint."""
+    """Subtracts the series' own minimum from every point, so its lowest point sits at zero."""
     for s in series_list:
         present = s.values[~np.isnan(s.values)]
         minimum = float(present.min()) if len(present) else None
@@ -261,8 +251,8 @@ def offset_to_zero(ctx, series_list):
 
 @register("minMax", [_SL], group="Transform")
 def min_max(ctx, series_list):
-    """Applies the popular min max normalization technique, which takes each point and applies the following
-    normalization transformation to it: normalized = (point - min) / (max - min)."""
+    """Min-max normalisation of each series: (x - min) / (max - min), so values span 0..1 (0 for a flat
+    series)."""
     for s in series_list:
         present = s.values[~np.isnan(s.values)]
         lo = float(present.min()) if len(present) else 0.0
@@ -279,8 +269,7 @@ def min_max(ctx, series_list):
 
 @register("isNonNull", [_SL], group="Transform")
 def is_non_null(ctx, series_list):
-    """Takes a metric or wildcard seriesList and counts up the number of non-null values. Returns a seriesList
-    where 1 is specified for non-null values, and 0 is specified for null values."""
+    """1 where a point has a value, 0 where it is null (e.g. to count reporting hosts with sumSeries)."""
     for s in series_list:
         s.values = (~np.isnan(s.values)).astype(np.float64)
         _rename(s, f"isNonNull({s.name})", {"isNonNull": 1})
@@ -290,10 +279,8 @@ def is_non_null(ctx, series_list):
 @register("transformNull", [_SL, Param("default", FLOAT, default=0), Param("referenceSeries", SERIES_LIST)],
           group="Transform")
 def transform_null(ctx, series_list, default=None, referenceSeries=None):
-    """Takes a metric or wildcard seriesList and replaces null values with the value specified by `default`.
-    The optional referenceSeries, if specified, is a metric or wildcard series list that governs which time
-    intervals nulls should be replaced: only where a non-null is found for the same interval in any of
-    referenceSeries."""
+    """Replaces nulls with `default` (0). With referenceSeries, only at positions where at least one
+    reference series has a value."""
     # graphite-web's Python default is the int 0 (tagged "0"); a given default is validated to float ("0.0")
     default = 0 if default is None else float(default)
     fill = None
@@ -352,9 +339,8 @@ def _limit(limit, func: str) -> float:
 
 @register("keepLastValue", [_SL, Param("limit", INT_OR_INF, default=math.inf)], group="Transform")
 def keep_last_value(ctx, series_list, limit=math.inf):
-    """Takes one metric or a wildcard seriesList, and optionally a limit to the number of 'None' values to skip
-    over. Continues the line with the last received value when gaps ('None' values) appear in your data,
-    rather than breaking your line."""
+    """Fills runs of at most `limit` nulls (all runs by default) with the value before them, trailing
+    runs included."""
     limit = _limit(limit, "keepLastValue")
     for s in series_list:
         valid, prev, nxt = _gap_runs(s.values)
@@ -367,8 +353,8 @@ def keep_last_value(ctx, series_list, limit=math.inf):
 
 @register("interpolate", [_SL, Param("limit", INT_OR_INF, default=math.inf)], group="Transform")
 def interpolate(ctx, series_list, limit=math.inf):
-    """Takes one metric or a wildcard seriesList, and optionally a limit to the number of 'None' values to skip
-    over. Fills gaps between two values linearly; leading and trailing gaps are left alone."""
+    """Fills runs of at most `limit` nulls (all runs by default) on the straight line between the values
+    around them; runs at the start or end of the series stay null."""
     limit = _limit(limit, "interpolate")
     for s in series_list:
         v = s.values
@@ -399,8 +385,8 @@ def _previous(values: np.ndarray) -> np.ndarray:
 
 @register("derivative", [_SL], group="Transform")
 def derivative(ctx, series_list):
-    """This is the opposite of the integral function. This is useful for taking a running total metric and
-    calculating the delta between subsequent data points."""
+    """Difference between each point and the one before it (null when either is null); for rates per
+    second use perSecond()."""
     out = []
     for s in series_list:
         with _errstate():
@@ -440,9 +426,9 @@ _MAX_MIN = [Param("maxValue", FLOAT), Param("minValue", FLOAT)]
 
 @register("nonNegativeDerivative", [_SL, *_MAX_MIN], group="Transform")
 def non_negative_derivative(ctx, series_list, maxValue=None, minValue=None):
-    """Same as the derivative function above, but ignores datapoints that trend down. Useful for counters that
-    increase for a long time, then wrap or reset. When maxValue is supplied, the missing value is computed as if
-    the counter had wrapped at maxValue; when minValue is supplied, as if it had wrapped to minValue."""
+    """Like derivative() but a decrease (a counter reset or wrap) gives null, or with maxValue the
+    delta across a wrap at maxValue, or with minValue the rise from minValue. Points outside
+    [minValue, maxValue] become null."""
     out = []
     for s in series_list:
         values = _non_negative_delta(s.values, maxValue, minValue)
@@ -453,8 +439,8 @@ def non_negative_derivative(ctx, series_list, maxValue=None, minValue=None):
 
 @register("perSecond", [_SL, *_MAX_MIN], group="Transform")
 def per_second(ctx, series_list, maxValue=None, minValue=None):
-    """NonNegativeDerivative adjusted for the series time interval. This is useful for taking a running total
-    metric and showing how many requests per second were handled."""
+    """nonNegativeDerivative() divided by the step: a counter turned into a rate per second (six
+    decimals). maxValue and minValue work as in nonNegativeDerivative()."""
     out = []
     for s in series_list:
         with _errstate():
@@ -466,8 +452,7 @@ def per_second(ctx, series_list, maxValue=None, minValue=None):
 
 @register("integral", [_SL], group="Transform")
 def integral(ctx, series_list):
-    """This will show the sum over time, sort of like a continuous addition function. Useful for finding totals
-    or trends in metrics that are collected per minute."""
+    """Running total of the series; null points stay null and do not reset the total."""
     out = []
     for s in series_list:
         null = np.isnan(s.values)

@@ -2,6 +2,7 @@
 count_values), evaluated for all steps at once. Loops run over series or groups, never over samples."""
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -90,7 +91,7 @@ def _avg(vals, mask, gid, G, S):
         inf_mean = np.isinf(cur)
         skip = inf_mean & ((np.isinf(v) & ((cur > 0) == (v > 0))) | (~np.isinf(v) & ~np.isnan(v)))
         safe_c = np.where(c > 0, c, 1)
-        new = cur + v / safe_c - cur / safe_c
+        new = cur + (v / safe_c - cur / safe_c)   # Go adds the difference as one term
         new = np.where(skip, cur, new)
         mean[g] = np.where(m, np.where(c_before == 0, v, new), cur)
         cnt[g] = c
@@ -116,27 +117,122 @@ def _stdvar(vals, mask, gid, G, S):
 
 
 def _topk(vec: Vec, gid, G, param, top, S):
+    """topk/bottomk through Prometheus' own bounded heap, replayed for all steps at once, so that ties and NaN
+    pick the same series as 2.42 does."""
+    bad = np.isnan(param) | (np.abs(param) >= 2.0**63)
+    if bad.any():
+        raise EvalError("execution", f"Scalar value {_go_v(float(param[bad][0]))} overflows int64")
     with np.errstate(invalid="ignore"):
         k = np.where(np.isnan(param), 0, np.trunc(np.clip(param, -2**62, 2**62))).astype(np.int64)
     vals, mask = vec.values, vec.mask
     L = len(vals)
-    rank = np.full((L, S), L, np.int64)
-    first_pos = np.zeros(G, np.int64)
+    sel = np.zeros((L, S), bool)
+    order_key = np.zeros((L, S))
     for g in range(G):
         rows = np.nonzero(gid == g)[0]
-        first_pos[g] = rows[0]
-        sub_v, sub_m = vals[rows], mask[rows]
-        nan = np.isnan(sub_v)
-        cat = np.where(sub_m, np.where(nan, 1, 0), 2)   # NaN ranks after every number; absent last
-        key = np.where(nan | ~sub_m, 0.0, -sub_v if top else sub_v)
-        order = np.lexsort((key, cat), axis=0)           # stable: on ties the earlier series wins
-        r = np.empty_like(order)
-        np.put_along_axis(r, order, np.arange(len(rows))[:, None].repeat(S, axis=1), axis=0)
-        rank[rows] = r
-    sel = mask & (rank < k[None, :])
-    # instant-query output: groups in order of first appearance, each sorted by rank
-    order_key = (first_pos[gid][:, None] * (L + 1) + rank).astype(np.float64)
-    return make_vec(list(vec.labels), vals, sel, order=order_key)
+        kg = np.clip(k, 0, len(rows))
+        hv, hi, size = _heap_replay(vals[rows], mask[rows], kg, top)
+        K = hv.shape[0]
+        if K == 0:
+            continue
+        # output order: sort.Sort(sort.Reverse(heap)) - best first, NaN last, stable on heap position
+        pos = np.arange(K)[:, None].repeat(S, axis=1)
+        live = pos < size[None, :]
+        nan = np.isnan(hv)
+        key = np.where(nan, 0.0, -hv if top else hv)
+        # Go's insertion sort with the NaN-is-less heap order leaves NaNs last and in reverse heap order
+        order = np.lexsort((np.where(nan, -pos, pos), key, nan, ~live), axis=0)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, pos, axis=0)
+        for slot in range(K):
+            ok = live[slot]
+            r = rows[hi[slot][ok]]
+            sel[r, np.nonzero(ok)[0]] = True
+            order_key[r, np.nonzero(ok)[0]] = rows[0] * (L + 1) + rank[slot][ok]
+    return make_vec(list(vec.labels), vals, sel & mask, order=order_key)
+
+
+def _go_v(x: float) -> str:
+    """Go's %v for a float64."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "+Inf" if x > 0 else "-Inf"
+    r = repr(x)
+    if "e" in r:
+        mant, exp = r.split("e")
+        e = int(exp)
+        if -4 <= e < 21:
+            return format_go_float(x)
+        return f"{mant.rstrip('0').rstrip('.') if '.' in mant else mant}e{'+' if e >= 0 else '-'}{abs(e):02d}"
+    return format_go_float(x)
+
+
+def _heap_replay(vals, mask, k, top):
+    """Push the rows in input order into a bounded heap per step (Go container/heap semantics): while the heap
+    has fewer than k entries push; otherwise replace the root when the new value beats it."""
+    n_rows, S = vals.shape
+    K = int(k.max()) if S else 0
+    hv = np.zeros((K, S))
+    hi = np.zeros((K, S), np.int64)
+    size = np.zeros(S, np.int64)
+    if K == 0:
+        return hv, hi, size
+    cols = np.arange(S)
+
+    def less(a, b):   # 2.42's value heaps: NaN is "less" than anything, so it sits at the root
+        va, vb = hv[a, cols], hv[b, cols]
+        return ((va < vb) if top else (va > vb)) | np.isnan(va)
+
+    def swap(a, b, act):
+        va, vb = hv[a, cols], hv[b, cols]
+        ia, ib = hi[a, cols], hi[b, cols]
+        hv[a, cols] = np.where(act, vb, va)
+        hv[b, cols] = np.where(act, va, vb)
+        hi[a, cols] = np.where(act, ib, ia)
+        hi[b, cols] = np.where(act, ia, ib)
+
+    def up(j, act):
+        while act.any():
+            parent = np.maximum((j - 1) // 2, 0)
+            act = act & (j > 0) & less(j, parent)
+            swap(j, parent, act)
+            j = np.where(act, parent, j)
+
+    def down(i, n, act):
+        while act.any():
+            j1 = 2 * i + 1
+            act = act & (j1 < n)
+            j1c = np.minimum(j1, K - 1)
+            j2 = np.minimum(j1c + 1, K - 1)
+            j = np.where((j1 + 1 < n) & less(j2, j1c), j2, j1c)
+            act = act & less(j, i)
+            swap(i, j, act)
+            i = np.where(act, j, i)
+
+    zero = np.zeros(S, np.int64)
+    for r in range(n_rows):
+        m = mask[r] & (k > 0)
+        if not m.any():
+            continue
+        v = vals[r]
+        root = hv[0]
+        beats = ((root < v) if top else (root > v)) | np.isnan(root)
+        take = m & ((size < k) | beats)
+        full = take & (size >= k)
+        if full.any():
+            # heap.Pop: move the root to the end, restore the heap over the rest, drop the end
+            last = np.maximum(size - 1, 0)
+            swap(zero, last, full)
+            down(zero, last, full.copy())
+            size = size - full
+        if take.any():
+            at = np.minimum(size, K - 1)
+            hv[at, cols] = np.where(take, v, hv[at, cols])
+            hi[at, cols] = np.where(take, r, hi[at, cols])
+            size = size + take
+            up(at, take.copy())
+    return hv, hi, size
 
 
 def _count_values(vec: Vec, label, grouping, without, S):

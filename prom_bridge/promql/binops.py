@@ -57,7 +57,8 @@ def vector_scalar(op, vec: Vec, sc, swap, return_bool):
     R = np.broadcast_to(sc[None, :], L.shape)
     lv, rv = (R, L) if swap else (L, R)
     if op in ARITH:
-        return make_vec([drop_name(l) for l in vec.labels], ARITH[op](lv, rv), vec.mask)
+        labels = list(vec.labels) if op == "atan2" else [drop_name(l) for l in vec.labels]
+        return make_vec(labels, ARITH[op](lv, rv), vec.mask)
     hit = COMPARE[op](lv, rv)
     if return_bool:
         return make_vec([drop_name(l) for l in vec.labels], hit.astype(np.float64), vec.mask)
@@ -103,7 +104,7 @@ def set_op(op, lhs: Vec, rhs: Vec, matching):
 
 def result_metric(l, r, op, matching, return_bool):
     d = dict(l)
-    if op in ARITH or return_bool:
+    if (op in ARITH and op != "atan2") or return_bool:   # 2.42 keeps the name on atan2
         d.pop(NAME, None)
     if matching.card == "one-to-one":
         if matching.on:

@@ -10,6 +10,7 @@ Public API: `Engine(querier_factory).instant(expr_or_text, time_ms)` / `.range(e
 """
 from __future__ import annotations
 
+import threading
 import time as _time
 from dataclasses import dataclass, field
 
@@ -110,9 +111,10 @@ class Vec:
 
 class Mat:
     """A range vector: per series (ts, values) without stale markers; step j sees [ends[j]-range, ends[j]]."""
-    __slots__ = ("labels", "series", "ends", "range_ms", "node")
+    __slots__ = ("labels", "series", "ends", "range_ms", "node", "eval_ts")
 
-    def __init__(self, labels, series, ends, range_ms, node=None):
+    def __init__(self, labels, series, ends, range_ms, node=None, eval_ts=None):
+        self.eval_ts = eval_ts if eval_ts is not None else ends
         self.labels = labels
         self.series = series
         self.ends = ends
@@ -246,6 +248,11 @@ class Engine:
         self.max_samples = int(max_samples)
         self.default_subquery_step_ms = int(default_subquery_step_ms)
         self.timeout_s = timeout_s
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Make running and future evaluations of this engine fail with kind "canceled"."""
+        self._cancel.set()
 
     # -- entry points --
     def _parse(self, expr):
@@ -279,7 +286,6 @@ class Engine:
                 hi = np.searchsorted(ts, val.ends[0], "right")
                 if hi > lo:
                     out.append(SeriesResult(lab, ts[lo:hi].copy(), vs[lo:hi].copy()))
-            # subqueries may merge series under one label set only through make_vec; selectors are unique
             return Matrix(out)
         rows = np.nonzero(val.mask[:, 0])[0]
         if val.order is not None and len(rows):
@@ -327,6 +333,8 @@ class Engine:
 
     # -- evaluation --
     def check_deadline(self, ctx):
+        if self._cancel.is_set():
+            raise EvalError("canceled", "query was canceled in expression evaluation")
         if ctx.deadline is not None and _time.monotonic() > ctx.deadline:
             raise EvalError("timeout", "query timed out in expression evaluation")
 
@@ -382,7 +390,13 @@ class Engine:
             raise EvalError("bad_data", f"expected range vector, got {_type_name(val)}")
         return val
 
-    def eval_times(self, ctx, at_ms, at_modifier, offset_ms) -> np.ndarray:
+    def eval_times(self, ctx, at_ms, at_modifier, offset_ms, drift=False) -> np.ndarray:
+        """Per-step evaluation time of a selector. `drift` reproduces 2.42 for a `@` range selector inside a
+        function that is unsafe for `@` (predict_linear): `@` is turned into an offset from the query start,
+        so over a range query the window moves with the step."""
+        if drift and (at_modifier or at_ms is not None):
+            pinned = self.eval_times(ctx, at_ms, at_modifier, 0)
+            return pinned + (ctx.T - ctx.start) - int(offset_ms or 0)
         if at_modifier == "start":
             base = np.full(ctx.S, ctx.start, np.int64)
         elif at_modifier == "end":
@@ -401,11 +415,14 @@ class Engine:
         except ValueError as exc:
             raise EvalError("bad_data", str(exc)) from None
         series.sort(key=lambda s: _sort_key(s.labels))
-        total = ctx.samples[0] + sum(len(s.ts) for s in series)
-        ctx.samples[0] = total
-        if total > self.max_samples:
-            raise EvalError("execution", "query processing would load too many samples into memory in query execution")
+        self._count(ctx, sum(len(s.ts) for s in series))
         return series
+
+    def _count(self, ctx, n: int) -> None:
+        """A cumulative sample budget per query (Prometheus' max-samples guard, counted more simply)."""
+        ctx.samples[0] += n
+        if ctx.samples[0] > self.max_samples:
+            raise EvalError("execution", "query processing would load too many samples into memory in query execution")
 
     def select_vector(self, node: ast.VectorSelector, ctx) -> Vec:
         eff = self.eval_times(ctx, node.at_ms, node.at_modifier, node.offset_ms)
@@ -429,12 +446,16 @@ class Engine:
                 tss.append(sts)
         if not labels:
             return empty_vec(S)
-        return Vec(labels, np.array(vals), np.array(masks), np.array(tss))
+        masks = np.array(masks)
+        self._count(ctx, int(masks.sum()))   # the selector's points are held in memory too
+        return Vec(labels, np.array(vals), masks, np.array(tss))
 
-    def select_matrix(self, node: ast.MatrixSelector, ctx) -> Mat:
+    def select_matrix(self, node: ast.MatrixSelector, ctx, drift=False) -> Mat:
         vs = node.vector
-        eff = self.eval_times(ctx, vs.at_ms, vs.at_modifier, vs.offset_ms)
-        series = self._select(ctx, vs.matchers, eff.min() - node.range_ms, eff.max())
+        eff = self.eval_times(ctx, vs.at_ms, vs.at_modifier, vs.offset_ms, drift)
+        # storage is read for the pinned window only, even when the per-step windows drift (2.42 does the same)
+        pinned = self.eval_times(ctx, vs.at_ms, vs.at_modifier, vs.offset_ms) if drift else eff
+        series = self._select(ctx, vs.matchers, pinned.min() - node.range_ms, pinned.max())
         labels, data = [], []
         for s in series:
             ts = np.asarray(s.ts, np.int64)
@@ -445,7 +466,7 @@ class Engine:
             if len(ts):
                 labels.append(tuple(s.labels))
                 data.append((ts, v))
-        return Mat(labels, data, eff, int(node.range_ms), node)
+        return Mat(labels, data, eff, int(node.range_ms), node, ctx.T)
 
     def subquery(self, node: ast.SubqueryExpr, ctx) -> Mat:
         eff = self.eval_times(ctx, node.at_ms, node.at_modifier, node.offset_ms)
@@ -465,7 +486,7 @@ class Engine:
                         data.append((T[m], v[m]))
             else:
                 raise EvalError("bad_data", "subquery is only allowed on instant vector or scalar expressions")
-        return Mat(labels, data, eff, int(node.range_ms), node)
+        return Mat(labels, data, eff, int(node.range_ms), node, ctx.T)
 
 
 def _sort_key(labels):

@@ -64,7 +64,7 @@ def _alpha(c: str) -> bool:
 def go_quote_rune(c: str) -> str:
     """Go's %q of a rune, used in lexer messages (e.g. `'~'`)."""
     if c == "":
-        return "'\\ufffd'"  # Go quotes the eof rune (-1) as the replacement character
+        return "'\ufffd'"  # Go quotes the eof rune (-1) as the (printable) replacement character
     if c == "'":
         return "'\\''"
     if c == "\\":
@@ -119,6 +119,11 @@ def describe(tok) -> str:
     if typ == EOF:
         return "end of input"
     if typ in _FIXED:
+        if typ == "AT":
+            # 2.42 has no fixed text for `@`, so Prometheus prints the raw type number before the value.
+            return '"<Item 57385>" <op:@>'
+        if typ in ("START", "END"):
+            return go_quote(val)    # preprocessors, not keywords, in 2.42's item classes
         if typ in KEYWORD_TYPES:
             return f"<{val}>"
         if typ in OPERATOR_TYPES:

@@ -149,6 +149,14 @@ BUCKETS = [
     'hitcount(app.web2.requests.count,"10min",true)',
     'hitcount(empty.mostly,"25min")',
     'hitcount(neg.values,"1d")',
+    'hitcount(app.web1.requests.count,"1d",true)',
+    'hitcount(misc.slow,"7min",alignToInterval=true)',
+    'summarize(xFilesFactor(app.web2.latency.mean,0.95),"10min","avg")',   # the series' own xFilesFactor
+    'summarize(setXFilesFactor(sys.host2.net.bytes,0.9),"7min","sum",true)',
+    'smartSummarize(xFilesFactor(app.web2.requests.count,1),"5min","max")',
+    'smartSummarize(app.web1.requests.count,"1d","sum","weeks")',
+    'smartSummarize(app.web1.requests.count,"6h","avg","weeks3")',
+    'smartSummarize(app.web1.requests.count,"1h","count","h")',           # unit by prefix, as getUnitString
 ]
 BUCKETS += [f'summarize(app.web2.requests.count,"6min","{f}")' for f in AGG]
 BUCKETS += [f'summarize(app.web2.latency.mean,"5min","{f}",true)' for f in AGG]
@@ -291,6 +299,7 @@ def gaps_plumbago(tmp_path_factory):
     "compressPeriodicGaps(gaps.irregular)",
     "compressPeriodicGaps(gaps.zeros)",
     "compressPeriodicGaps(gaps.none)",
+    "compressPeriodicGaps(xFilesFactor(gaps.five,0.5))",
     "compressPeriodicGaps(gaps.*)",
     "derivative(compressPeriodicGaps(gaps.five))",
     'summarize(gaps.three,"10min","count")',
@@ -299,3 +308,17 @@ def gaps_plumbago(tmp_path_factory):
 ])
 def test_periodic_gaps(gaps_reference, gaps_plumbago, target):
     assert_same(gaps_reference, gaps_plumbago, target, tags=True)
+
+
+@pytest.mark.parametrize("target", [
+    'smartSummarize(app.web1.requests.count,"1h","sum","days")',
+    'smartSummarize(app.web2.requests.count,"30min","avg","hours")',
+    'hitcount(app.web1.requests.count,"1d",true)',
+])
+@pytest.mark.parametrize("tz", ["Asia/Kolkata", "America/New_York"])
+def test_alignment_in_the_request_zone(reference, plumbago_xff0, target, tz):
+    """Truncation to a day/hour happens in the request's `tz` (India's +05:30 moves hour boundaries too)."""
+    want = reference.render([target], FROM, UNTIL, params={"tz": tz})
+    got = render_plumbago(plumbago_xff0, target, tz=tz)
+    assert got.status_code == 200, got.text
+    assert gwref.compare(want, got.json(), tags=True) is None, gwref.compare(want, got.json(), tags=True)

@@ -5,12 +5,14 @@ import time
 import pytest
 
 CONFIG = "storage_schemas: |\n  [all]\n  pattern = .*\n  retentions = 10s:5m,60s:1d\n"
-NOW = int(time.time()) // 60 * 60 - 120
+NOW = 0   # set by the fixture: the raw archive only reaches 5 minutes back from the real clock
 
 
 @pytest.fixture(scope="module")
 def rolled(tmp_path_factory):
     from tests.conftest import Server
+    global NOW
+    NOW = int(time.time()) // 60 * 60 - 120
     srv = Server(tmp_path_factory.mktemp("roll") / "data", config=CONFIG).start()
     start = NOW - 20 * 60
     metrics = [{"name": "roll.me", "interval": 10, "value": float(i % 6), "time": start + 10 * i}

@@ -65,16 +65,48 @@ READS = [
     ("GET", "/graphite/config/storageSchemas", {}),
     ("GET", "/functions", {}),
     ("GET", "/api/v1/user_stats", {}),
+    ("GET", "/api/v1/query", {"query": '{__name__="shared.name"}', "time": str(NOW + 20)}),
+    ("GET", "/prometheus/api/v1/series", {"match[]": '{team=~".+"}'}),
+    ("GET", "/api/v1/labels", {}),
+    ("GET", "/api/v1/label/team/values", {}),
+    ("GET", "/api/v1/metadata", {}),
+    ("POST", "/api/v1/read", "remote-read"),
 ]
 WRITES = [
     ("POST", "/metrics", [metric("w.x", 1.0)]),
+    ("POST", "/api/v1/push", "remote-write"),
     ("POST", "/graphite/config/storageAggregations", "[x]\npattern = .*\nxFilesFactor = 0\naggregationMethod = max\n"),
     ("POST", "/tags/tagSeries", {"path": "w.tagged;k=v"}),
 ]
 ADMINS = [("GET", "/compactor/delete_tenant_status", {})]
 
 
+def remote_write_body():
+    from prom_bridge.proto import remote_pb2, types_pb2
+    from prom_bridge.remote import snappy_encode
+    req = remote_pb2.WriteRequest()
+    ts = req.timeseries.add()
+    ts.labels.add(name="__name__", value="prom_written")
+    ts.samples.add(value=1.0, timestamp=(NOW + 10) * 1000)
+    return snappy_encode(req.SerializeToString())
+
+
+def remote_read_body():
+    from prom_bridge.proto import remote_pb2, types_pb2
+    from prom_bridge.remote import snappy_encode
+    req = remote_pb2.ReadRequest()
+    q = req.queries.add(start_timestamp_ms=NOW * 1000, end_timestamp_ms=(NOW + 60) * 1000)
+    q.matchers.add(type=types_pb2.LabelMatcher.RE, name="team", value=".+")
+    return snappy_encode(req.SerializeToString())
+
+
 def call(c, method, path, payload, headers):
+    if payload == "remote-write":
+        return c.post(path, content=remote_write_body(), headers={**headers, "Content-Encoding": "snappy",
+                                                                  "Content-Type": "application/x-protobuf"})
+    if payload == "remote-read":
+        return c.post(path, content=remote_read_body(), headers={**headers, "Content-Encoding": "snappy",
+                                                                 "Content-Type": "application/x-protobuf"})
     if method == "GET":
         return c.get(path, params=payload, headers=headers)
     if isinstance(payload, list):
@@ -133,6 +165,19 @@ def test_isolation_matrix(srv):
         names = get("/tags/autoComplete/values", tag="name").json()
         assert {"iso.a", "only.a.x", "shared.name"} <= set(names) and not {"iso.b", "only.b.y"} & set(names)
         assert get("/graphite/config/storageSchemas").text.startswith("[a]")
+        q = get("/api/v1/query", query='{__name__="shared.name"}', time=str(NOW + 20)).json()["data"]["result"]
+        assert [r["value"][1] for r in q] == ["1"]
+        series = get("/api/v1/series", **{"match[]": '{team=~".+"}'}).json()["data"]
+        assert series == [{"__name__": "iso.a", "team": "a"}]
+        assert get("/api/v1/label/team/values").json()["data"] == ["a"]
+        assert "only.b.y" not in get("/api/v1/label/__name__/values").json()["data"]
+        from prom_bridge.proto import remote_pb2
+        from prom_bridge.remote import snappy_decode
+        r = c.post("/api/v1/read", content=remote_read_body(), headers={**read_a, "Content-Encoding": "snappy",
+                                                                      "Content-Type": "application/x-protobuf"})
+        resp = remote_pb2.ReadResponse.FromString(snappy_decode(r.content, 1 << 24))
+        names = {lb.value for res in resp.results for ts in res.timeseries for lb in ts.labels if lb.name == "__name__"}
+        assert names == {"iso.a"}
     with srv.client() as c:
         assert not c.get("/graphite/config/storageSchemas", headers=B).text.startswith("[a]")
         assert c.get("/tags/findSeries", params={"expr": "team=~.+"}, headers=B).json() == ["iso.b;team=b"]
