@@ -41,6 +41,7 @@ class EngineOptions:
     retention_interval: float = 3600.0
     wal_fsync: bool = True
     chunk_cache_bytes: int = 256 << 20    # decoded chunks kept for repeated reads (0 = off)
+    compaction_spans: tuple = (43200, 86400)   # closed raw blocks are merged into these windows (s)
 
 
 class Storage:
@@ -422,32 +423,67 @@ class Storage:
                              "data": codec.encode_columns(b_ts[a:b], [c[a:b] for c in cols])})
         return rows
 
-    def compact(self, now_ms: int | None = None) -> int:
-        """Merge the pieces of closed raw blocks into one chunk each. Returns blocks merged."""
+    def compact(self, now_ms: int | None = None, max_groups: int = 10000) -> int:
+        """Merge raw chunks: first the pieces of each closed block, then closed blocks into the larger
+        closed windows of `compaction_spans` (12 h, then a day), so long reads touch few chunks. Returns the
+        number of merged groups."""
         now_ms = now_ms or int(time.time() * 1000)
-        block_ms = self.options.block_seconds * 1000
-        closed_before = (now_ms - self.options.flush_grace * 1000) // block_ms * block_ms
-        from sqlalchemy import func
+        grace = self.options.flush_grace * 1000
         merged = 0
+        for span_s in (self.options.block_seconds, *self.options.compaction_spans):
+            span = span_s * 1000
+            closed_before = (now_ms - grace) // span * span    # windows starting before this have ended
+            merged += self._merge_windows(span, closed_before, max_groups - merged)
+            if merged >= max_groups:
+                return merged
+        return merged + self._merge_rollup_pieces(now_ms - grace, max_groups - merged)
+
+    def _merge_rollup_pieces(self, closed_at: int, limit: int) -> int:
+        """Each flush adds a rollup row per series and archive; fold the rows of finished rollup blocks."""
+        from sqlalchemy import func, literal
+        c = sql.rollups.c
+        block_end = c.block_start + c.interval * literal(1000 * self.options.rollup_block_points)
         with self.flush_lock:
             with self.db.connect() as conn:
                 groups = conn.execute(
-                    select(sql.chunks.c.series_id, sql.chunks.c.block_start)
-                    .where(sql.chunks.c.block_start < closed_before - block_ms + 1)
-                    .group_by(sql.chunks.c.series_id, sql.chunks.c.block_start)
-                    .having(func.count() > 1).limit(10000)).all()
-            for sid, block in groups:
+                    select(c.series_id, c.interval, c.block_start).where(block_end <= closed_at)
+                    .group_by(c.series_id, c.interval, c.block_start)
+                    .having(func.count() > 1).limit(max(limit, 0))).all()
+            for sid, interval, block in groups:
                 with self.db.begin() as conn:
-                    cond = and_(sql.chunks.c.series_id == sid, sql.chunks.c.block_start == block)
-                    pieces = conn.execute(select(sql.chunks.c.data).where(cond).order_by(sql.chunks.c.id)).all()
+                    cond = and_(c.series_id == sid, c.interval == interval, c.block_start == block)
+                    pieces = [codec.decode_columns(r.data) for r in
+                              conn.execute(select(c.data).where(cond).order_by(c.id))]
+                    ts, cols = rollup.merge([p[0] for p in pieces], [p[1] for p in pieces])
+                    conn.execute(delete(sql.rollups).where(cond))
+                    if len(ts):
+                        conn.execute(insert(sql.rollups).values(
+                            series_id=sid, interval=interval, block_start=block, min_ts=int(ts[0]),
+                            max_ts=int(ts[-1]), count=len(ts), data=codec.encode_columns(ts, cols)))
+        return len(groups)
+
+    def _merge_windows(self, span: int, closed_before: int, limit: int) -> int:
+        from sqlalchemy import func, literal
+        c = sql.chunks.c
+        window = (c.block_start - c.block_start % literal(span)).label("window")
+        with self.flush_lock:
+            with self.db.connect() as conn:
+                groups = conn.execute(
+                    select(c.series_id, window)
+                    .where(c.block_start < closed_before)     # closed_before is span-aligned: whole windows
+                    .group_by(c.series_id, window)
+                    .having(func.count() > 1).limit(max(limit, 0))).all()
+            for sid, start in groups:
+                with self.db.begin() as conn:
+                    cond = and_(c.series_id == sid, c.block_start >= start, c.block_start < start + span)
+                    pieces = conn.execute(select(c.data).where(cond).order_by(c.id)).all()
                     ts, vals = _merge_pieces([codec.decode(p.data) for p in pieces], None, None)
                     conn.execute(delete(sql.chunks).where(cond))
                     if len(ts):
                         conn.execute(insert(sql.chunks).values(
-                            series_id=sid, block_start=block, min_ts=int(ts[0]), max_ts=int(ts[-1]),
+                            series_id=sid, block_start=int(start), min_ts=int(ts[0]), max_ts=int(ts[-1]),
                             count=len(ts), data=codec.encode(ts, vals)))
-                merged += 1
-        return merged
+        return len(groups)
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete raw chunks and rollup rows older than their archive's TTL (per series schema)."""
@@ -532,6 +568,9 @@ def _merge_pieces(pieces: list, start_ms, end_ms):
         return np.empty(0, np.int64), np.empty(0)
     if len(pieces) == 1:
         ts, vals = pieces[0]
+    elif all(len(a[0]) and len(b[0]) and a[0][-1] < b[0][0] for a, b in zip(pieces, pieces[1:])):
+        ts = np.concatenate([p[0] for p in pieces])        # disjoint and in order: nothing to sort
+        vals = np.concatenate([p[1] for p in pieces])
     else:
         ts = np.concatenate([p[0] for p in pieces])
         vals = np.concatenate([p[1] for p in pieces])
