@@ -119,24 +119,25 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
         last = ctx.end // step * step
         n = max(0, (last - first) // step + 1)
         ids = np.array([m[0] for m in members], dtype=np.int64)
+        # One matrix per archive and step: every sample is scattered into its slot in one numpy operation.
+        matrix = np.full((len(members), n), np.nan)
         if archive == 0:
-            data = storage.read_raw(ids, (first - step + 1) * 1000, last * 1000)
+            row, ts, vals = storage.read_raw_flat(ids, (first - step + 1) * 1000, last * 1000)
+            # quantised forward to the step: slot index of each sample (ceil((ts/1000 - first) / step))
+            pos = -((first * 1000 - ts) // (step * 1000))
+            flat = row * n + pos
+            if len(pos) and (pos.min() < 0 or pos.max() >= n):
+                ok = (pos >= 0) & (pos < n)
+                flat, vals = flat[ok], vals[ok]
+            matrix.ravel()[flat] = vals                       # a later write into a slot wins
         else:
-            data = storage.read_rollup(ids, step, first * 1000, last * 1000)
-        for (sid, name, labels, method, agg), got in zip(members, data):
-            values = np.full(n, np.nan)
-            if archive == 0:
-                ts, vals = got
-                slot = -((-ts) // (step * 1000)) * step          # ceil to the step, in seconds
-            else:
-                ts, cols = got
-                slot = ts // 1000
-                vals = rollup.value_of(method, cols)
-            pos = (slot - first) // step
-            ok = (pos >= 0) & (pos < n)
-            values[pos[ok]] = vals[ok]                          # later samples of a slot overwrite earlier
+            for i, (ts, cols) in enumerate(storage.read_rollup(ids, step, first * 1000, last * 1000)):
+                pos = (ts // 1000 - first) // step
+                ok = (pos >= 0) & (pos < n)
+                matrix[i, pos[ok]] = rollup.value_of(members[i][3], cols)[ok]
+        for i, (sid, name, labels, method, agg) in enumerate(members):
             cons = consolidate or _AGG_TO_CONSOLIDATION.get(agg.methods[0] if agg.methods else "avg", "average")
-            out.append(Series(name=name, start=first, step=step, values=values, tags=graphite_tags(labels),
+            out.append(Series(name=name, start=first, step=step, values=matrix[i], tags=graphite_tags(labels),
                               path_expression=path_expression, consolidation=cons,
                               xfiles_factor=ctx.xfiles_factor))
     ctx.stats["series"] += len(out)

@@ -279,6 +279,32 @@ class Storage:
                     parts[i].append(piece)
         return [_merge_pieces(p, start_ms, end_ms) for p in parts]
 
+    def read_raw_flat(self, sids: np.ndarray, start_ms: int, end_ms: int):
+        """All samples of the ids as flat arrays (row, ts, values) in write order (older chunks first, the
+        head last), not merged: for callers that scatter samples into slots, where the later write wins."""
+        sids = np.asarray(sids, dtype=np.int64)
+        pos = {sid: i for i, sid in enumerate(sids.tolist())}
+        owners, ts_parts, val_parts = [], [], []
+        for sid, (ts, vals) in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
+            owners.append(pos[sid])
+            ts_parts.append(ts)
+            val_parts.append(vals)
+        for store in (self.flushing, self.head):
+            for i, (ts, vals) in enumerate(store.read(sids, start_ms, end_ms)):
+                if len(ts):
+                    owners.append(i)
+                    ts_parts.append(ts)
+                    val_parts.append(vals)
+        if not owners:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+        lengths = np.fromiter((len(t) for t in ts_parts), np.int64, len(ts_parts))
+        row = np.repeat(np.asarray(owners, np.int64), lengths)
+        ts, vals = np.concatenate(ts_parts), np.concatenate(val_parts)
+        if ts.min() < start_ms or ts.max() > end_ms:
+            keep = (ts >= start_ms) & (ts <= end_ms)
+            row, ts, vals = row[keep], ts[keep], vals[keep]
+        return row, ts, vals
+
     def read_rollup(self, sids: np.ndarray, interval: int, start_ms: int, end_ms: int):
         """Per id: (bucket_ts, [sum, cnt, min, max, last]) of the archive with `interval` seconds. Buckets
         not yet rolled up (still in the head) are computed from raw samples on the fly."""
@@ -566,11 +592,13 @@ def _schema_name(key: str) -> str:
 def _merge_pieces(pieces: list, start_ms, end_ms):
     if not pieces:
         return np.empty(0, np.int64), np.empty(0)
+    by_start = sorted((p for p in pieces if len(p[0])), key=lambda p: p[0][0])
     if len(pieces) == 1:
         ts, vals = pieces[0]
-    elif all(len(a[0]) and len(b[0]) and a[0][-1] < b[0][0] for a, b in zip(pieces, pieces[1:])):
-        ts = np.concatenate([p[0] for p in pieces])        # disjoint and in order: nothing to sort
-        vals = np.concatenate([p[1] for p in pieces])
+    elif all(a[0][-1] < b[0][0] for a, b in zip(by_start, by_start[1:])):
+        # disjoint pieces (the usual case: one chunk per block): order by time, nothing to sort or dedupe
+        ts = np.concatenate([p[0] for p in by_start]) if by_start else np.empty(0, np.int64)
+        vals = np.concatenate([p[1] for p in by_start]) if by_start else np.empty(0)
     else:
         ts = np.concatenate([p[0] for p in pieces])
         vals = np.concatenate([p[1] for p in pieces])
