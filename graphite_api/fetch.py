@@ -122,14 +122,19 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
         # One matrix per archive and step: every sample is scattered into its slot in one numpy operation.
         matrix = np.full((len(members), n), np.nan)
         if archive == 0:
-            row, ts, vals = storage.read_raw_flat(ids, (first - step + 1) * 1000, last * 1000)
-            # quantised forward to the step: slot index of each sample (ceil((ts/1000 - first) / step))
-            pos = -((first * 1000 - ts) // (step * 1000))
-            flat = row * n + pos
-            if len(pos) and (pos.min() < 0 or pos.max() >= n):
+            step_ms, first_ms = step * 1000, first * 1000
+            for i, ts, vals in storage.read_raw_pieces(ids, (first - step + 1) * 1000, last * 1000):
+                if not len(ts):
+                    continue
+                # slot of a sample: the first grid time at or after it (quantised forward)
+                a = -((first_ms - int(ts[0])) // step_ms)
+                if int(ts[0]) % step_ms == 0 and int(ts[-1]) - int(ts[0]) == (len(ts) - 1) * step_ms \
+                        and 0 <= a and a + len(ts) <= n:
+                    matrix[i, a:a + len(ts)] = vals           # regular piece on the grid: one copy
+                    continue
+                pos = -((first_ms - ts) // step_ms)
                 ok = (pos >= 0) & (pos < n)
-                flat, vals = flat[ok], vals[ok]
-            matrix.ravel()[flat] = vals                       # a later write into a slot wins
+                matrix[i, pos[ok]] = vals[ok]                 # a later write into a slot wins
         else:
             for i, (ts, cols) in enumerate(storage.read_rollup(ids, step, first * 1000, last * 1000)):
                 pos = (ts // 1000 - first) // step

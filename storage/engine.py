@@ -279,31 +279,23 @@ class Storage:
                     parts[i].append(piece)
         return [_merge_pieces(p, start_ms, end_ms) for p in parts]
 
-    def read_raw_flat(self, sids: np.ndarray, start_ms: int, end_ms: int):
-        """All samples of the ids as flat arrays (row, ts, values) in write order (older chunks first, the
-        head last), not merged: for callers that scatter samples into slots, where the later write wins."""
+    def read_raw_pieces(self, sids: np.ndarray, start_ms: int, end_ms: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(row, ts, values) pieces of the ids, each sorted and cut to [start_ms, end_ms], in write order (older
+        chunks first, the head last) and not merged: for callers that place samples into slots, where the
+        later write wins. Pieces may be read-only views of cached chunks."""
         sids = np.asarray(sids, dtype=np.int64)
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
-        owners, ts_parts, val_parts = [], [], []
+        out = []
         for sid, (ts, vals) in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
-            owners.append(pos[sid])
-            ts_parts.append(ts)
-            val_parts.append(vals)
+            if ts[0] < start_ms or ts[-1] > end_ms:
+                a, b = np.searchsorted(ts, (start_ms, end_ms + 1))
+                ts, vals = ts[a:b], vals[a:b]
+            out.append((pos[sid], ts, vals))
         for store in (self.flushing, self.head):
             for i, (ts, vals) in enumerate(store.read(sids, start_ms, end_ms)):
                 if len(ts):
-                    owners.append(i)
-                    ts_parts.append(ts)
-                    val_parts.append(vals)
-        if not owners:
-            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
-        lengths = np.fromiter((len(t) for t in ts_parts), np.int64, len(ts_parts))
-        row = np.repeat(np.asarray(owners, np.int64), lengths)
-        ts, vals = np.concatenate(ts_parts), np.concatenate(val_parts)
-        if ts.min() < start_ms or ts.max() > end_ms:
-            keep = (ts >= start_ms) & (ts <= end_ms)
-            row, ts, vals = row[keep], ts[keep], vals[keep]
-        return row, ts, vals
+                    out.append((i, ts, vals))
+        return out
 
     def read_rollup(self, sids: np.ndarray, interval: int, start_ms: int, end_ms: int):
         """Per id: (bucket_ts, [sum, cnt, min, max, last]) of the archive with `interval` seconds. Buckets
