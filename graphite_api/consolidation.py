@@ -215,24 +215,44 @@ def apply_max_data_points(series_list: list[Series], max_data_points: int) -> li
     """
     if not max_data_points or max_data_points <= 0:
         return list(series_list)
-    out = []
-    for s in series_list:
+    out: list = [None] * len(series_list)
+    groups: dict[tuple, list[int]] = {}
+    for i, s in enumerate(series_list):
         size = len(s.values)
         if size <= max_data_points or s.step <= 0:
-            out.append(s)
+            out[i] = s
             continue
         agg_num = -(-size // max_data_points)
-        start, values = s.start, s.values
+        start, drop = s.start, 0
         if size > 2 * agg_num:
             # nudge only with enough points, so e.g. MDP=1 still folds every point into one bucket
             remainder = (start - s.step) % (s.step * agg_num)
             if remainder > 0:
                 drop = (s.step * agg_num - remainder) // s.step
-                values = values[drop:]
                 start += drop * s.step
-        consolidated = _bucket_values(values, agg_num, s.consolidation, s.xfiles_factor)
-        out.append(s.copy(start=start + (agg_num - 1) * s.step, step=s.step * agg_num, values=consolidated))
+        groups.setdefault((size, drop, agg_num, s.consolidation, s.xfiles_factor), []).append(i)
+    # Series of one shape (a glob's usual result) are consolidated together as one matrix.
+    for (size, drop, agg_num, func, xff), members in groups.items():
+        matrix = np.stack([series_list[i].values[drop:] for i in members])
+        consolidated = _bucket_rows(matrix, agg_num, func, xff)
+        for row, i in enumerate(members):
+            s = series_list[i]
+            start = s.start + drop * s.step
+            out[i] = s.copy(start=start + (agg_num - 1) * s.step, step=s.step * agg_num, values=consolidated[row])
     return out
+
+
+def _bucket_rows(matrix: np.ndarray, n: int, func: str, xff: float) -> np.ndarray:
+    """`_bucket_values` for every row of a matrix at once."""
+    agg = get_aggregator(func)
+    rows, size = matrix.shape
+    full = size // n
+    head = agg(matrix[:, : full * n].reshape(rows, full, n), axis=2, xff=xff, total=n)
+    rest = size - full * n
+    if not rest:
+        return head
+    tail = agg(matrix[:, full * n:].reshape(rows, 1, rest), axis=2, xff=xff, total=n)
+    return np.concatenate([head, tail], axis=1)
 
 
 def apply_max_data_points_graphite_web(series_list: list[Series], max_data_points: int) -> list[Series]:

@@ -38,7 +38,8 @@ class Series:
         return self.start + self.step * np.arange(len(self.values), dtype=np.int64)
 
     def copy(self, **changes) -> "Series":
-        base = dict(name=self.name, start=self.start, step=self.step, values=self.values.copy(),
+        values = changes.pop("values") if "values" in changes else self.values.copy()
+        base = dict(name=self.name, start=self.start, step=self.step, values=values,
                     tags=dict(self.tags), path_expression=self.path_expression,
                     consolidation=self.consolidation, xfiles_factor=self.xfiles_factor,
                     values_per_point=self.values_per_point)
