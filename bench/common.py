@@ -94,3 +94,53 @@ def report(name: str, ours: float, reference: float, unit: str, target: str, hig
     ratio = ours / reference if higher_is_better else reference / ours
     print(f"{name}: plumbago={ours:.4g}{unit} reference={reference:.4g}{unit} ratio={ratio:.2f}x ({target})",
           flush=True)
+
+
+WHISPER_WRITER = r"""
+import os, sys, whisper
+root, names_file, n, start, step = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+import json
+spec = json.load(open(names_file))
+for name, values in spec:
+    path = os.path.join(root, "whisper", *name.split(".")) + ".wsp"
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    whisper.create(path, [(step, n * 2)], xFilesFactor=0.0, aggregationMethod="average")
+    whisper.update_many(path, [(start + k * step, v) for k, v in enumerate(values) if v is not None])
+"""
+
+
+def write_whisper(storage_dir: str, series: dict, n: int, start: int, step: int) -> None:
+    """Whisper files of `series` (name -> values, None = gap) through the graphite-web reference venv."""
+    import json
+    spec = os.path.join(storage_dir, "series.json")
+    os.makedirs(storage_dir, exist_ok=True)
+    with open(spec, "w") as f:
+        json.dump([[k, v] for k, v in series.items()], f)
+    subprocess.run([str(GWREF_VENV / "bin" / "python"), "-c", WHISPER_WRITER, storage_dir, spec, str(n),
+                    str(start), str(step)], check=True)
+
+
+def load_plaintext(srv: "Plumbago", series: dict, n: int, start: int, step: int) -> None:
+    """Carbon plaintext into plumbago, time-major like a live feed; waits until every point is written."""
+    import httpx
+    import numpy as np
+    names = list(series)
+    ts = (start + step * np.arange(n)).astype(str)
+    expected = 0
+    with socket.create_connection(("127.0.0.1", srv.carbon_port)) as s:
+        for k in range(0, n, 60):
+            lines = []
+            for name in names:
+                for j, v in enumerate(series[name][k:k + 60]):
+                    if v is not None:
+                        lines.append(f"{name} {v!r} {ts[k + j]}\n")
+            expected += len(lines)
+            s.sendall("".join(lines).encode())
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        text = httpx.get(srv.url + "/metrics").text
+        done = [float(l.split()[1]) for l in text.splitlines() if l.startswith("plumbago_samples_written_total ")]
+        if done and done[0] >= expected:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("plumbago did not take every point")

@@ -50,22 +50,25 @@ def values_for(i: int) -> np.ndarray:
 
 
 def load_plumbago(srv: Plumbago) -> None:
-    ts = START + STEP * np.arange(N)
-    with httpx.Client(base_url=srv.url, timeout=120) as c:
-        batch = []
-        for i in range(SERIES):
-            vals = values_for(i)
-            name = f"bench.h{i:04d}.cpu"
-            for t, v in zip(ts.tolist(), vals.tolist()):
-                batch.append({"name": name, "interval": STEP, "value": v, "time": t, "mtype": "gauge"})
-                if len(batch) == 5000:
-                    r = c.post("/metrics", content=encode_metrics_snappy(batch),
-                               headers={"Content-Type": "rt-metric-binary-snappy"})
-                    r.raise_for_status()
-                    batch = []
-        if batch:
-            c.post("/metrics", content=encode_metrics_snappy(batch),
-                   headers={"Content-Type": "rt-metric-binary-snappy"}).raise_for_status()
+    """Carbon plaintext, time-major like a live feed (the fastest way to put 8.6M points in)."""
+    import socket
+    ts = (START + STEP * np.arange(N)).astype(str)
+    columns = [np.char.add(np.char.add(f"bench.h{i:04d}.cpu ", values_for(i).astype(str)), " ") for i in range(SERIES)]
+    with socket.create_connection(("127.0.0.1", srv.carbon_port)) as s:
+        for k in range(0, N, 60):
+            lines = []
+            for col in columns:
+                lines.extend(np.char.add(np.char.add(col[k:k + 60], ts[k:k + 60]), "\n").tolist())
+            s.sendall("".join(lines).encode())
+    expected = SERIES * N
+    deadline = time.time() + 900
+    while time.time() < deadline:
+        text = httpx.get(srv.url + "/metrics").text
+        done = [float(l.split()[1]) for l in text.splitlines() if l.startswith("plumbago_samples_written_total ")]
+        if done and done[0] >= expected:
+            return
+        time.sleep(0.5)
+    raise RuntimeError("plumbago did not take every point")
 
 
 def main() -> int:
@@ -76,13 +79,16 @@ def main() -> int:
     subprocess.run([str(GWREF_VENV / "bin" / "python"), "-c", WHISPER_WRITER,
                     storage, str(SERIES), str(N), str(START), str(STEP), "42"], check=True)
     print(f"# whisper files written in {time.time() - t0:.1f}s", flush=True)
-    config = "storage_schemas: |\n  [bench]\n  pattern = .*\n  retentions = 10s:2d,1m:30d\n"
-    srv = Plumbago(os.path.join(work, "plumbago"), config=config).start()
+    config = ("storage_schemas: |\n  [bench]\n  pattern = .*\n  retentions = 10s:2d,1m:30d\n"
+              "storage:\n  flush_interval: 2\n")
+    from common import free_port
+    srv = Plumbago(os.path.join(work, "plumbago"), config=config, carbon_port=free_port()).start()
     t0 = time.time()
     load_plumbago(srv)
     print(f"# plumbago loaded {SERIES * N} points in {time.time() - t0:.1f}s", flush=True)
     srv.stop()
     srv = Plumbago(srv.data_dir, config=config).start()     # every sample now comes from SQL chunks
+    time.sleep(20)                                          # let maintenance compact closed blocks
     cases = [("sumSeries", "sumSeries(bench.*.cpu)", 0), ("glob_mdp800", "bench.*.cpu", 800),
              ("sumSeries_mdp800", "sumSeries(bench.*.cpu)", 800)]
     if os.environ.get("BENCH_RAW_GLOB"):
@@ -93,14 +99,18 @@ def main() -> int:
         for name, target, mdp in cases:
             params = {"target": target, "from": str(FROM), "until": str(UNTIL), "format": "json",
                       "maxDataPoints": str(mdp)}
-            got = client.get("/render", params=params).json()
+            t0 = time.perf_counter()
+            first = client.get("/render", params=params)
+            cold = time.perf_counter() - t0
+            got = first.json()
             want = ref.render([target], FROM, UNTIL, max_data_points=mdp or None)
             points = sum(len(s["datapoints"]) for s in got)
             assert len(got) == len(want), (name, len(got), len(want))
             ours = timed(lambda: client.get("/render", params=params).raise_for_status(), repeat=3)
             theirs = timed(lambda: ref.render_raw([target], FROM, UNTIL, max_data_points=mdp or None), repeat=3)
             report(f"render_{name} ({len(got)} series, {points} points out)", ours * 1000, theirs * 1000, "ms",
-                   "target >= 20x faster", higher_is_better=False)
+                   f"target >= 20x faster; first request after restart {cold * 1000:.0f} ms = "
+                   f"{theirs / cold:.1f}x", higher_is_better=False)
             ok &= theirs / ours >= 20
     srv.stop()
     return 0 if ok else 1

@@ -4,7 +4,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bytes_per_sample.py", "index_rss.py", "ingest_vs_carbon.py", "render_vs_graphite_web.py"]
+SCRIPTS = ["bytes_per_sample.py", "index_rss.py", "ingest_vs_carbon.py", "render_vs_graphite_web.py",
+           "dashboard_vs_graphite_web.py", "prom_vs_prometheus.py"]
 
 failed = []
 for script in SCRIPTS:

@@ -71,6 +71,7 @@ class Storage:
         self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0}
         self.limits = Limits()
         self.cache = ChunkCache(self.options.chunk_cache_bytes)
+        self.sql_max_ts = None    # newest sample time in SQL (None = unknown): reads after it skip the SQL query
         self._rate_windows: dict[str, list] = {}   # tenant -> [window start, samples in window, last rate]
         self._load()
 
@@ -102,6 +103,11 @@ class Storage:
     def _load_last_times(self) -> None:
         from sqlalchemy import func
         with self.db.connect() as conn:
+            newest = [conn.execute(select(func.max(t.c.max_ts))).scalar() for t in (sql.chunks, sql.rollups)]
+            known = [v for v in newest if v is not None]
+            # With a shared database another process may write too: only a private SQLite file allows the shortcut.
+            if self.database_url.startswith("sqlite"):
+                self.sql_max_ts = max(known) if known else -(1 << 62)
             for table in (sql.chunks, sql.rollups):
                 for sid, last in conn.execute(select(table.c.series_id, func.max(table.c.max_ts))
                                               .group_by(table.c.series_id)):
@@ -328,6 +334,8 @@ class Storage:
         """Decoded (series id, piece) of the chunk or rollup rows overlapping the range, oldest row first per
         series. Row headers are read first; only rows missing from the cache have their data fetched."""
         c = table.c
+        if self.sql_max_ts is not None and start_ms > self.sql_max_ts:
+            return []          # everything that recent is still in memory
         rows = []
         with self.db.connect() as conn:
             for lo in range(0, len(sids), _IN_CHUNK):
@@ -403,6 +411,12 @@ class Storage:
             rows.append({"series_id": int(sids[a]), "block_start": int(blocks[a]), "min_ts": int(ts[a]),
                          "max_ts": int(ts[b - 1]), "count": b - a, "data": codec.encode(ts[a:b], values[a:b])})
         rollup_rows = self._rollup_rows(sids, ts, values)
+        if self.sql_max_ts is not None and len(ts):
+            # raise the bound before the rows become visible, so no reader can skip them
+            newest = int(ts.max())
+            if rollup_rows:
+                newest = max(newest, max(r["max_ts"] for r in rollup_rows))
+            self.sql_max_ts = max(self.sql_max_ts, newest)
         with self.db.begin() as conn:
             if rows:
                 conn.execute(insert(sql.chunks), rows)
