@@ -6,9 +6,7 @@ graphite-web in-process through Django's test client (no HTTP cost on its side).
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,9 +16,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import GWREF_VENV, Plumbago, gwref_module, report, timed  # noqa: E402
-
-from graphite_api.ingest import encode_metrics_snappy  # noqa: E402
+from common import (GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report, timed,  # noqa: E402
+                    write_whisper)
 
 SERIES, STEP, HOURS = int(os.environ.get("BENCH_SERIES", 1000)), 10, 24
 N = HOURS * 3600 // STEP
@@ -28,63 +25,28 @@ END = int(time.time()) // STEP * STEP - 60
 START = END - (N - 1) * STEP
 FROM, UNTIL = START - STEP, END          # from is exclusive: every point is in the window
 
-WHISPER_WRITER = r"""
-import json, os, sys, whisper
-root, series, n, start, step, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-import random
-for i in range(series):
-    rnd = random.Random(seed + i)
-    path = os.path.join(root, "whisper", "bench", "h%04d" % i, "cpu.wsp")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    whisper.create(path, [(step, n * 2)], xFilesFactor=0.0, aggregationMethod="average")
-    base = rnd.uniform(0, 100)
-    pts = [(start + k * step, round(base + (k % 60) * 0.25, 2)) for k in range(n)]
-    whisper.update_many(path, pts)
-"""
-
-
-def values_for(i: int) -> np.ndarray:
+def dataset() -> dict:
     import random
-    base = random.Random(42 + i).uniform(0, 100)
-    return np.round(base + (np.arange(N) % 60) * 0.25, 2)
-
-
-def load_plumbago(srv: Plumbago) -> None:
-    """Carbon plaintext, time-major like a live feed (the fastest way to put 8.6M points in)."""
-    import socket
-    ts = (START + STEP * np.arange(N)).astype(str)
-    columns = [np.char.add(np.char.add(f"bench.h{i:04d}.cpu ", values_for(i).astype(str)), " ") for i in range(SERIES)]
-    with socket.create_connection(("127.0.0.1", srv.carbon_port)) as s:
-        for k in range(0, N, 60):
-            lines = []
-            for col in columns:
-                lines.extend(np.char.add(np.char.add(col[k:k + 60], ts[k:k + 60]), "\n").tolist())
-            s.sendall("".join(lines).encode())
-    expected = SERIES * N
-    deadline = time.time() + 900
-    while time.time() < deadline:
-        text = httpx.get(srv.url + "/metrics").text
-        done = [float(l.split()[1]) for l in text.splitlines() if l.startswith("plumbago_samples_written_total ")]
-        if done and done[0] >= expected:
-            return
-        time.sleep(0.5)
-    raise RuntimeError("plumbago did not take every point")
+    out = {}
+    for i in range(SERIES):
+        base = random.Random(42 + i).uniform(0, 100)
+        out[f"bench.h{i:04d}.cpu"] = np.round(base + (np.arange(N) % 60) * 0.25, 2).tolist()
+    return out
 
 
 def main() -> int:
     gwref = gwref_module()
     work = tempfile.mkdtemp(prefix="bench-render-")
     storage = os.path.join(work, "graphite")
+    data = dataset()
     t0 = time.time()
-    subprocess.run([str(GWREF_VENV / "bin" / "python"), "-c", WHISPER_WRITER,
-                    storage, str(SERIES), str(N), str(START), str(STEP), "42"], check=True)
+    write_whisper(storage, data, N, START, STEP)
     print(f"# whisper files written in {time.time() - t0:.1f}s", flush=True)
     config = ("storage_schemas: |\n  [bench]\n  pattern = .*\n  retentions = 10s:2d,1m:30d\n"
               "storage:\n  flush_interval: 2\n")
-    from common import free_port
     srv = Plumbago(os.path.join(work, "plumbago"), config=config, carbon_port=free_port()).start()
     t0 = time.time()
-    load_plumbago(srv)
+    load_plaintext(srv, data, N, START, STEP)
     print(f"# plumbago loaded {SERIES * N} points in {time.time() - t0:.1f}s", flush=True)
     srv.stop()
     srv = Plumbago(srv.data_dir, config=config).start()     # every sample now comes from SQL chunks
