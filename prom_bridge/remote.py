@@ -244,49 +244,130 @@ def _single_samples(rests: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndar
     for L in np.unique(lengths).tolist():
         rows = np.nonzero(lengths == L)[0]
         m = np.frombuffer(b"".join([rests[i] for i in rows.tolist()]), dtype=np.uint8).reshape(len(rows), L)
-        if L == 2:                                         # empty sample: value 0 at t=0
-            ok[rows] = True
-            continue
-        full = (m[:, 2] == 0x09) & (m[:, 11] == 0x10) if L >= 13 else np.zeros(len(rows), bool)
-        if full.any():
-            t, valid = _varints(m[full, 12:])
-            sel = rows[full][valid]
-            ts[sel] = t[valid]
-            vals[sel] = np.ascontiguousarray(m[full, 3:11][valid]).view("<f8").ravel()
-            ok[sel] = True
-        if L == 11:                                        # value only (t = 0)
-            vonly = m[:, 2] == 0x09
-            sel = rows[vonly]
-            vals[sel] = np.ascontiguousarray(m[vonly, 3:11]).view("<f8").ravel()
-            ok[sel] = True
-        tonly = (m[:, 2] == 0x10) & ~full                  # value 0.0 left out
-        if tonly.any():
-            t, valid = _varints(m[tonly, 3:])
-            sel = rows[tonly][valid]
-            ts[sel] = t[valid]
-            ok[sel] = True
+        _decode_records(m, rows, ts, vals, ok)
     return ts, vals, ok
+
+
+def _uniform_samples(rest: bytes) -> int:
+    """Record width when `rest` (a series body after its labels) is two or more `samples` fields of one short
+    length, `12 L ...` each (L < 128: what a sender writes for samples whose timestamps have one varint
+    width); else 0. Such a run is decoded column-wise like single samples."""
+    n = len(rest)
+    if n < 4 or rest[0] != 0x12 or rest[1] >= 0x80:
+        return 0
+    w = 2 + rest[1]
+    if n % w or n == w:
+        return 0
+    k = n // w
+    if rest[::w] != b"\x12" * k or rest[1::w] != rest[1:2] * k:
+        return 0
+    return w
+
+
+def _multi_samples(rests: list[bytes], widths: list[int]) -> list[tuple]:
+    """Decode series bodies accepted by _uniform_samples, grouped by record width: a list of
+    (indices into rests, samples per series, ts, values, series_ok); a series is not ok when one of its
+    records is in an unusual layout (protobuf must read it)."""
+    groups = []
+    by_width: dict[int, list[int]] = {}
+    for i, w in enumerate(widths):
+        by_width.setdefault(w, []).append(i)
+    for w, idx in by_width.items():
+        counts = np.fromiter((len(rests[i]) // w for i in idx), np.int64, len(idx))
+        m = np.frombuffer(b"".join([rests[i] for i in idx]), dtype=np.uint8).reshape(-1, w)
+        n = len(m)
+        ts, vals, ok = np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, bool)
+        _decode_records(m, np.arange(n), ts, vals, ok)
+        series_ok = np.logical_and.reduceat(ok, np.cumsum(counts) - counts)
+        groups.append((np.asarray(idx, np.int64), counts, ts, vals, series_ok))
+    return groups
+
+
+def _decode_records(m: np.ndarray, rows: np.ndarray, ts, vals, ok) -> None:
+    """Decode a matrix of same-length `samples` fields (`12 len ...`, one per row) into ts/vals/ok at `rows`."""
+    L = m.shape[1]
+    if L == 2:                                         # empty sample: value 0 at t=0
+        ok[rows] = True
+        return
+    full = (m[:, 2] == 0x09) & (m[:, 11] == 0x10) if L >= 13 else np.zeros(len(rows), bool)
+    if full.any():
+        t, valid = _varints(m[full, 12:])
+        sel = rows[full][valid]
+        ts[sel] = t[valid]
+        vals[sel] = np.ascontiguousarray(m[full, 3:11][valid]).view("<f8").ravel()
+        ok[sel] = True
+    if L == 11:                                        # value only (t = 0)
+        vonly = m[:, 2] == 0x09
+        sel = rows[vonly]
+        vals[sel] = np.ascontiguousarray(m[vonly, 3:11]).view("<f8").ravel()
+        ok[sel] = True
+    tonly = (m[:, 2] == 0x10) & ~full                  # value 0.0 left out
+    if tonly.any():
+        t, valid = _varints(m[tonly, 3:])
+        sel = rows[tonly][valid]
+        ts[sel] = t[valid]
+        ok[sel] = True
+
+
+def _known_singles(series):
+    """The steady state of a Prometheus sender, all at C speed: every series is a cached (validated) label run
+    followed by one sample `12 10 09 <8> 10 <6-byte ts>`. Returns _store's (keys, counts, ts, values), or None
+    when any series is not of that shape (the general path then reads the request)."""
+    n = len(series)
+    if not n or min(map(len, series)) <= 18:
+        return None
+    hits = list(map(_KEY_CACHE.get, [b[:-18] for b in series]))
+    if None in hits:
+        return None
+    m = np.frombuffer(b"".join([b[-18:] for b in series]), dtype=np.uint8).reshape(n, 18)
+    if not ((m[:, 0] == 0x12) & (m[:, 1] == 0x10)).all():
+        return None
+    ts, vals, ok = np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, bool)
+    _decode_records(m, np.arange(n), ts, vals, ok)
+    if not ok.all():
+        return None
+    return [h[1] for h in hits], [1] * n, ts, vals
 
 
 def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
     """Decode and store a `prometheus.WriteRequest` body. Valid series are written even when others are
     invalid; the caller answers 400 when `errors` is non-empty (the spec allows partial ingestion with a 400).
 
-    Fast path: each series stays bytes (WriteRequestRaw); its leading label fields are the cache key of the
-    validated label set, and series made of one sample are decoded column-wise with numpy. Anything else
-    (several samples, exemplars, histograms, fields out of order) goes through protobuf (TimeSeriesLazy)."""
+    Fast paths: each series stays bytes (WriteRequestRaw); its leading label fields are the cache key of the
+    validated label set. A request of known series with one sample each is handled without a per-series
+    Python loop (_known_singles); series of one sample, or of several equally long sample fields, are decoded
+    column-wise with numpy. Anything else (exemplars, histograms, mixed sample layouts, fields out of order)
+    goes through protobuf (TimeSeriesLazy)."""
     try:
         req = remote_pb2.WriteRequestRaw.FromString(raw)
     except Exception as exc:
         raise RemoteError(f"cannot decode prometheus.WriteRequest protobuf: {exc}") from None
     res = WriteResult()
-    keys, counts, single_idx, singles, slow, exemplars = [], [], [], [], [], []
+    if not req.metadata:
+        known = _known_singles(req.timeseries)
+        if known is not None:
+            res.samples = _store(storage, tenant, *known)
+            return res
+    keys, counts, single_idx, singles, slow, exemplars, multi = [], [], [], [], [], [], []
     cache = _KEY_CACHE
     for b in req.timeseries:
+        # Quickest path: known labels + one sample with a value and a 6-byte varint timestamp (the shape of
+        # every sample a sender writes today), `12 10 09 <8> 10 <6>` at the end. The prefix is only trusted
+        # when it is a cached, already validated label run, so the split cannot be wrong.
+        n = len(b)
+        if n > 18 and b[n - 18] == 0x12 and b[n - 17] == 0x10:
+            hit = cache.get(b[:n - 18])
+            if hit is not None:
+                single_idx.append(len(keys))
+                singles.append(b[n - 18:])
+                keys.append(hit[1])
+                counts.append(1)
+                continue
         end = _label_prefix_end(b)
         rest = b[end:]
         simple = not rest or (rest[0] == 0x12 and len(rest) == 2 + rest[1])
-        if not simple:
+        width = 0 if simple else _uniform_samples(rest)
+        if not simple and not width:
             slow.append((len(keys), b))
             keys.append(None)
             counts.append(0)
@@ -302,11 +383,26 @@ def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
             if len(cache) >= _KEY_CACHE_MAX:
                 cache.clear()
             cache[prefix] = hit
-        if rest:
+        if width:
+            multi.append((len(keys), rest, width, b))
+            keys.append(hit[1])
+            counts.append(len(rest) // width)
+        elif rest:
             single_idx.append(len(keys))
             singles.append(rest)
             keys.append(hit[1])
             counts.append(1)
+    # Series of several samples in one uniform layout: column-wise too; protobuf for any odd one out.
+    multi_groups = []
+    if multi:
+        multi_pos = np.array([m[0] for m in multi], np.int64)
+        for idx, m_counts, m_ts, m_vals, m_ok in _multi_samples([m[1] for m in multi], [m[2] for m in multi]):
+            for i in idx[~m_ok].tolist():
+                pos, b = multi[i][0], multi[i][3]
+                keys[pos] = None
+                counts[pos] = 0
+                slow.append((pos, b))
+            multi_groups.append((multi_pos[idx], m_counts, m_ts, m_vals, m_ok))
     # Series that need protobuf: decode them one by one (still no Python object per sample beyond protobuf's).
     slow_samples = {}
     for pos, b in slow:
@@ -344,6 +440,14 @@ def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
         at = offsets[np.asarray(single_idx, dtype=np.int64)]
         ts[at] = s_ts
         values[at] = s_vals
+    for pos_arr, m_counts, m_ts, m_vals, m_ok in multi_groups:
+        rows = np.repeat(m_ok, m_counts)
+        c = m_counts[m_ok]
+        if len(c):
+            intra = np.arange(int(c.sum()), dtype=np.int64) - np.repeat(np.cumsum(c) - c, c)
+            at = np.repeat(offsets[pos_arr[m_ok]], c) + intra
+            ts[at] = m_ts[rows]
+            values[at] = m_vals[rows]
     for pos, (t, v) in slow_samples.items():
         ts[offsets[pos]:offsets[pos] + len(t)] = t
         values[offsets[pos]:offsets[pos] + len(t)] = v
