@@ -71,12 +71,34 @@ READS = [
     ("GET", "/api/v1/label/team/values", {}),
     ("GET", "/api/v1/metadata", {}),
     ("POST", "/api/v1/read", "remote-read"),
+    ("POST", "/prometheus/api/v1/read", "remote-read"),
+    ("GET", "/api/v1/query_range", {"query": "up", "start": str(NOW), "end": str(NOW + 60), "step": "15"}),
+    ("POST", "/api/v1/query", {"query": "up", "time": str(NOW)}),
+    ("GET", "/api/v1/query_exemplars", {"query": "up", "start": str(NOW), "end": str(NOW + 60)}),
+    ("GET", "/api/v1/format_query", {"query": "up"}),
+    ("GET", "/api/v1/status/buildinfo", {}),
+    ("GET", "/api/v1/status/tsdb", {}),
+    ("GET", "/graphite/metrics/find", {"query": "*", "format": "completer"}),
+    ("POST", "/metrics/find", {"query": "*"}),
+    ("POST", "/render", {"target": "shared.name", "from": str(NOW)}),
+    ("GET", "/graphite/tags/autoComplete/tags", {}),
+    ("GET", "/events/get_data", {"from": str(NOW)}),
+    ("GET", "/graphite/config/storageAggregations", {}),
+    ("GET", "/version", {}),
 ]
 WRITES = [
     ("POST", "/metrics", [metric("w.x", 1.0)]),
     ("POST", "/api/v1/push", "remote-write"),
     ("POST", "/graphite/config/storageAggregations", "[x]\npattern = .*\nxFilesFactor = 0\naggregationMethod = max\n"),
     ("POST", "/tags/tagSeries", {"path": "w.tagged;k=v"}),
+    ("POST", "/graphite/metrics", [metric("w.y", 1.0)]),
+    ("POST", "/api/v1/write", "remote-write"),
+    ("POST", "/api/v1/prom/remote/write", "remote-write"),
+    ("POST", "/graphite/config/storageAggregation", "[y]\npattern = .*\nxFilesFactor = 0\naggregationMethod = sum\n"),
+    ("POST", "/tags/tagMultiSeries", {"path": ["w.m;k=v"]}),
+    ("POST", "/events", "event"),
+    ("POST", "/metrics/delete", {"query": "nothing.here"}),
+    ("POST", "/tags/delSeries", {"path": "nothing;k=v"}),
 ]
 ADMINS = [("GET", "/compactor/delete_tenant_status", {})]
 
@@ -101,6 +123,8 @@ def remote_read_body():
 
 
 def call(c, method, path, payload, headers):
+    if payload == "event":
+        return c.post(path, json={"what": "deploy", "tags": ["a"]}, headers=headers)
     if payload == "remote-write":
         return c.post(path, content=remote_write_body(), headers={**headers, "Content-Encoding": "snappy",
                                                                   "Content-Type": "application/x-protobuf"})
@@ -182,6 +206,26 @@ def test_isolation_matrix(srv):
         assert not c.get("/graphite/config/storageSchemas", headers=B).text.startswith("[a]")
         assert c.get("/tags/findSeries", params={"expr": "team=~.+"}, headers=B).json() == ["iso.b;team=b"]
         assert c.get("/api/v1/user_stats", headers=B).json()["numSeries"] == 3
+
+
+def test_isolation_of_events_and_metadata(srv):
+    with srv.client() as c:
+        assert c.post("/events", json={"what": "b-only", "tags": ["b"], "when": NOW}, headers=B).status_code == 200
+        got = c.get("/events/get_data", params={"from": str(NOW - 60), "until": str(NOW + 60)},
+                    headers=CREDS["read"]).json()
+        assert "b-only" not in [e["what"] for e in got]
+        assert [e["what"] for e in c.get("/events/get_data", params={"from": str(NOW - 60), "until": str(NOW + 60)},
+                                         headers=B).json()] == ["b-only"]
+        from prom_bridge.proto import remote_pb2
+        from prom_bridge.remote import snappy_encode
+        req = remote_pb2.WriteRequest()
+        md = req.metadata.add()
+        md.metric_family_name, md.help, md.type = "b_metric", "only team b", 1
+        r = c.post("/api/v1/push", content=snappy_encode(req.SerializeToString()),
+                   headers={**B, "Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"})
+        assert r.status_code < 300
+        assert "b_metric" in c.get("/api/v1/metadata", headers=B).json()["data"]
+        assert "b_metric" not in c.get("/api/v1/metadata", headers=CREDS["read"]).json()["data"]
 
 
 def test_federated_read_and_org_header(srv):
