@@ -2,11 +2,11 @@
 
 Every float64 bit pattern survives a round trip (NaN payloads such as the Prometheus stale marker, -0.0, ±inf).
 Nothing loops per sample in Python: each step is a numpy array operation, so a chunk costs a few dozen numpy
-calls whatever its length.
+calls whatever its length (and decoding, the read path's inner loop, about ten for the common chunks).
 
 Layout (varints are LEB128, signed ones zigzag; fixed-width words are little-endian)::
 
-    u8 version (=1) | uvarint n | uvarint ncols | ts section | ncols value sections
+    u8 version (1 or 2) | uvarint n | uvarint ncols | ts section | ncols value sections
 
     ts section:    u8 mode, svarint first, then
         REGULAR    [uvarint delta]                       (n >= 2: a regular series costs ~10 bytes per chunk)
@@ -21,41 +21,53 @@ Layout (varints are LEB128, signed ones zigzag; fixed-width words are little-end
         INT        u8 order<<4 | k, uvarint n_exc, [words(n_exc: index gaps), words(n_exc: bits)],
                    `order` svarint seeds, uvarint g,
                    words(n-order: zigzag(order-th difference of round(v * 10**k)) / g)
+        NEAR       (version 2 only) an INT section, then words(n: zigzag(bits(v) - bits(decimal)))
+                   for values a few ulps off a k-digit decimal (a rollup's sum of 2-decimal samples)
     words(m)       u8 lo<<4 | hi, then for each byte plane lo..hi-1 of the m uint64 words ("shuffle": the
                    high planes of small numbers are absent): uvarint 0 + m raw bytes, or uvarint size +
                    a magicless zstd frame of that size decoding to exactly m bytes
 
+Version 2 is version 1 plus the NEAR encoding. The encoder writes the lowest version that holds the chunk
+(version 1 unless a column is NEAR), so readers of version 1 keep reading everything else; the decoder reads
+both.
+
 Encoding builds every applicable timestamp mode and value encoding and keeps the smallest. INT applies when
 all but a few values are exact decimals with at most MAX_SCALE fractional digits; the few others (NaN stale
-markers, a stray full-precision value) are stored verbatim as exceptions.
+markers, a stray full-precision value) are stored verbatim as exceptions. When no scale fits exactly, NEAR
+tries the smallest scale that all but a few values lie within _NEAR_ULPS ulps of.
+
+decode_many / decode_many_columns decode a list of chunks, sharing the array work of like chunks.
 """
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from itertools import accumulate
+from typing import Iterable, Sequence
 
 import numpy as np
 import zstandard
 
 __all__ = [
-    "CodecError", "encode", "decode", "encode_columns", "decode_columns",
+    "CodecError", "encode", "decode", "encode_columns", "decode_columns", "decode_many", "decode_many_columns",
     "VERSION", "MAX_SAMPLES", "MAX_COLUMNS",
 ]
 
-VERSION = 1
+VERSION = 2                  # newest format version: decode reads 1 and 2, encode writes the lowest that fits
 MAX_SAMPLES = 10_000_000     # per chunk; a decoder refuses larger declared counts
 MAX_COLUMNS = 64
 MAX_SCALE = 9                # most decimal digits tried for the INT encoding
 ZSTD_LEVEL = 3
 
 _TS_REGULAR, _TS_DELTA, _TS_DOD, _TS_GRID = 0, 1, 2, 3
-_V_CONST, _V_RAW, _V_XOR, _V_BITDELTA, _V_INT = 0, 1, 2, 3, 4
+_V_CONST, _V_RAW, _V_XOR, _V_BITDELTA, _V_INT, _V_NEAR = 0, 1, 2, 3, 4, 5
 
 _LE_U64 = np.dtype("<u8")
 _ONE = np.uint64(1)
 # 10**k is exact in float64 for k <= 22, so s / 10**k is the correctly rounded decimal, as a parser makes it.
 _POW10 = [float(10 ** k) for k in range(MAX_SCALE + 1)]
+_POW10_ROW = np.array(_POW10)
 _EXC_DIVISOR = 8             # INT tolerates at most n // 8 exceptions
+_NEAR_ULPS = 1 << 10         # NEAR: how far (in ulps: units of the float bits) a value may be off its decimal
 _PROBE = 64                  # values tried first before scaling a whole chunk
 _MAX_WINDOW = 1 << 21
 _UNKNOWN_SIZE = 2 ** 64 - 1  # zstd's "content size not in the frame header"
@@ -139,79 +151,6 @@ def _pack(out: bytearray, words: np.ndarray) -> None:
             out += raw
 
 
-class _Reader:
-    """Bounds-checked cursor: every read that would pass the end raises CodecError."""
-
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def u8(self) -> int:
-        if self.pos >= len(self.buf):
-            raise CodecError("truncated chunk")
-        b = self.buf[self.pos]
-        self.pos += 1
-        return b
-
-    def take(self, k: int) -> bytes:
-        end = self.pos + k
-        if end > len(self.buf):
-            raise CodecError("truncated chunk")
-        out = self.buf[self.pos:end]
-        self.pos = end
-        return out
-
-    def uvarint(self) -> int:
-        x = shift = 0
-        while True:
-            b = self.u8()
-            x |= (b & 0x7F) << shift
-            if b < 0x80:
-                break
-            shift += 7
-            if shift > 63:
-                raise CodecError("varint too long")
-        if x >> 64:
-            raise CodecError("varint exceeds 64 bits")
-        return x
-
-    def svarint(self) -> int:
-        z = self.uvarint()
-        return (z >> 1) ^ -(z & 1)
-
-    def words(self, m: int) -> np.ndarray:
-        b = self.u8()
-        lo, hi = b >> 4, b & 0x0F
-        if hi > 8 or lo > hi or (lo == hi and b):
-            raise CodecError(f"bad word packing byte {b:#x}")
-        if lo == hi:
-            return np.zeros(m, np.uint64)
-        full = np.zeros((m, 8), np.uint8)
-        for i in range(lo, hi):
-            full[:, i] = np.frombuffer(self.plane(m), np.uint8)
-        return full.view(_LE_U64).reshape(m).astype(np.uint64, copy=False)
-
-    def plane(self, m: int) -> bytes:
-        size = self.uvarint()
-        if size == 0:
-            return self.take(m)
-        frame = self.take(size)
-        try:
-            # The encoder writes no content size, so max_output_size bounds the output to the m bytes
-            # expected. A corrupt header that declares one would be allocated as declared: refuse it first.
-            declared = zstandard.get_frame_parameters(frame, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
-            if declared.content_size not in (m, _UNKNOWN_SIZE):
-                raise CodecError(f"compressed plane declares {declared.content_size} bytes, expected {m}")
-            raw = _zdecompressor().decompress(frame, max_output_size=m, allow_extra_data=False)
-        except zstandard.ZstdError as exc:
-            raise CodecError(f"bad compressed plane: {exc}") from None
-        if len(raw) != m:
-            raise CodecError(f"compressed plane holds {len(raw)} bytes, expected {m}")
-        return raw
-
-
 # --- timestamps -----------------------------------------------------------------------------------------------
 
 def _smallest(candidates: list[bytes]) -> bytes:
@@ -257,42 +196,6 @@ def _encode_ts(ts: np.ndarray) -> bytes:
     return _smallest(cands)
 
 
-def _decode_ts(r: _Reader, n: int) -> np.ndarray:
-    mode = r.u8()
-    first = np.uint64(r.svarint() & 0xFFFFFFFFFFFFFFFF)
-    if mode == _TS_REGULAR:
-        if n == 1:
-            return np.array([first], np.uint64).view(np.int64)
-        delta = np.uint64(r.uvarint())
-        ts = first + np.arange(n, dtype=np.uint64) * delta
-    elif mode == _TS_DELTA:
-        g = r.uvarint()
-        if g == 0:
-            raise CodecError("zero timestamp scale")
-        d = r.words(n - 1) * np.uint64(g)
-        ts = np.cumsum(np.concatenate(([first], d)), dtype=np.uint64)
-    elif mode == _TS_DOD:
-        if n < 2:
-            raise CodecError("delta-of-delta timestamps need two samples")
-        d0 = r.uvarint()
-        g = r.uvarint()
-        if g == 0 or g >> 63:
-            raise CodecError("bad timestamp scale")
-        dod = _unzigzag(r.words(n - 2)) * np.int64(g)
-        d = np.cumsum(np.concatenate((np.array([d0], np.uint64).view(np.int64), dod)), dtype=np.int64)
-        ts = np.cumsum(np.concatenate(([first], d.view(np.uint64))), dtype=np.uint64)
-    elif mode == _TS_GRID:
-        step = np.uint64(r.uvarint())
-        off = _unzigzag(r.words(n - 1)).view(np.uint64)
-        ts = first + np.arange(n, dtype=np.uint64) * step + np.concatenate(([np.uint64(0)], off))
-    else:
-        raise CodecError(f"unknown timestamp mode {mode}")
-    ts = ts.view(np.int64)
-    if not (ts[1:] > ts[:-1]).all():
-        raise CodecError("decoded timestamps are not strictly increasing")
-    return ts
-
-
 # --- values ---------------------------------------------------------------------------------------------------
 
 def _scaled(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -333,7 +236,41 @@ def _pick_scales(v: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
     return [(k, s, ok) for k, s, ok, _ in found]
 
 
-def _int_sections(bits: np.ndarray, k: int, s: np.ndarray, ok: np.ndarray) -> list[bytes]:
+def _near_scaled(v: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """round(v * 10**k) as int64, and where v lies within _NEAR_ULPS ulps of the decimal that stands for."""
+    p = _POW10[k]
+    with np.errstate(all="ignore"):
+        sc = np.rint(v * p)
+        ok = np.abs(sc) < 9.223372036854775807e18       # fits int64; False for NaN and inf
+        s = np.where(ok, sc, 0.0).astype(np.int64)
+        off = v.view(np.int64) - (s.astype(np.float64) / p).view(np.int64)      # wraps: only small ones count
+        ok &= (off >= -_NEAR_ULPS) & (off <= _NEAR_ULPS)
+    return s, ok
+
+
+def _pick_near_scale(v: np.ndarray) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """The smallest decimal scale that all but a few values lie within a few ulps of (sums of decimals).
+
+    Tried when no scale fits exactly: a rollup's sum of 2-decimal samples is 0.30000000000000004 rather than
+    0.3 about a third of the time, too often for INT's exceptions, and as float bits it costs ~3x the bytes.
+    """
+    n = v.size
+    probe = v[:_PROBE]
+    with np.errstate(all="ignore"):                     # every scale at once on the first values
+        sc = np.rint(probe[:, None] * _POW10_ROW)
+        ok = np.abs(sc) < 9.223372036854775807e18
+        dec = np.where(ok, sc, 0.0).astype(np.int64).astype(np.float64) / _POW10_ROW
+        off = probe.view(np.int64)[:, None] - dec.view(np.int64)
+        ok &= (off >= -_NEAR_ULPS) & (off <= _NEAR_ULPS)
+    for k in np.flatnonzero(probe.size - np.count_nonzero(ok, axis=0) <= probe.size // _EXC_DIVISOR).tolist():
+        s, ok = _near_scaled(v, k)
+        if n - int(np.count_nonzero(ok)) <= n // _EXC_DIVISOR:
+            return k, s, ok
+    return None
+
+
+def _int_sections(bits: np.ndarray, k: int, s: np.ndarray, ok: np.ndarray, near: bool = False) -> list[bytes]:
+    """INT sections of orders 0-2; with near, NEAR sections: the same plus each value's offset in ulps."""
     n = s.size
     exc = np.flatnonzero(~ok)
     if exc.size:
@@ -348,10 +285,17 @@ def _int_sections(bits: np.ndarray, k: int, s: np.ndarray, ok: np.ndarray) -> li
     if exc.size:
         _pack(head, np.diff(exc, prepend=-1).astype(np.uint64))
         _pack(head, bits[exc])
+    tail = bytearray()
+    if near:
+        # the decoder's own expression for the decimal, then the bits it is off by (0 at exceptions)
+        dec = s / _POW10[k] if k else s.astype(np.float64)
+        off = bits.view(np.int64) - dec.view(np.int64)
+        off[exc] = 0
+        _pack(tail, _zigzag(off))
     out = []
     d1 = np.diff(s)
     for order, res in enumerate((s, d1, np.diff(d1))[: min(3, n)]):
-        sec = bytearray([_V_INT, order << 4 | k]) + head
+        sec = bytearray([_V_NEAR if near else _V_INT, order << 4 | k]) + head
         if order >= 1:
             _put_svarint(sec, int(s[0]))
         if order == 2:
@@ -362,7 +306,7 @@ def _int_sections(bits: np.ndarray, k: int, s: np.ndarray, ok: np.ndarray) -> li
             g = 1
         _put_uvarint(sec, g)
         _pack(sec, _zigzag(res // g))
-        out.append(bytes(sec))
+        out.append(bytes(sec + tail))
     return out
 
 
@@ -379,57 +323,14 @@ def _encode_values(v: np.ndarray) -> bytes:
         sec = bytearray([enc])
         _pack(sec, words)
         cands.append(bytes(sec))
-    for k, s, ok in _pick_scales(v):
+    scales = _pick_scales(v)
+    for k, s, ok in scales:
         cands.extend(_int_sections(bits, k, s, ok))
+    if not scales:
+        near = _pick_near_scale(v)
+        if near is not None:
+            cands.extend(_int_sections(bits, *near, near=True))
     return _smallest(cands)
-
-
-def _decode_values(r: _Reader, n: int) -> np.ndarray:
-    enc = r.u8()
-    if enc == _V_CONST:
-        bits = np.full(n, np.frombuffer(r.take(8), _LE_U64)[0], np.uint64)
-    elif enc == _V_RAW:
-        bits = r.words(n)
-    elif enc == _V_XOR:
-        bits = np.bitwise_xor.accumulate(r.words(n))
-    elif enc == _V_BITDELTA:
-        bits = np.cumsum(_unzigzag(r.words(n)), dtype=np.int64).view(np.uint64)
-    elif enc == _V_INT:
-        return _decode_int(r, n)
-    else:
-        raise CodecError(f"unknown value encoding {enc}")
-    return bits.view(np.float64)
-
-
-def _decode_int(r: _Reader, n: int) -> np.ndarray:
-    b = r.u8()
-    order, k = b >> 4, b & 0x0F
-    if order > 2 or order >= n or k > MAX_SCALE:
-        raise CodecError(f"bad integer encoding parameters {b:#x}")
-    n_exc = r.uvarint()
-    if n_exc > n:
-        raise CodecError("more exceptions than samples")
-    if n_exc:
-        gaps = r.words(n_exc)
-        if (gaps == 0).any() or (gaps > n).any():
-            raise CodecError("bad exception positions")
-        pos = np.cumsum(gaps) - _ONE                     # < n * n_exc: cannot wrap
-        if pos[-1] >= n:
-            raise CodecError("exception position out of range")
-        exc_bits = r.words(n_exc)
-    seeds = [r.svarint() for _ in range(order)]
-    g = r.uvarint()
-    if g == 0 or g >> 63:
-        raise CodecError("bad integer scale")
-    s = _unzigzag(r.words(n - order)) * np.int64(g)
-    if order == 2:
-        s = np.cumsum(np.concatenate((np.array(seeds[1:], np.int64), s)), dtype=np.int64)
-    if order >= 1:
-        s = np.cumsum(np.concatenate((np.array(seeds[:1], np.int64), s)), dtype=np.int64)
-    values = s.astype(np.float64) / _POW10[k]           # the exact expression the encoder verified
-    if n_exc:
-        values.view(np.uint64)[pos.astype(np.intp)] = exc_bits
-    return values
 
 
 # --- public API -------------------------------------------------------------------------------------------------
@@ -468,14 +369,17 @@ def encode_columns(ts, columns: Sequence) -> bytes:
     if len(columns) > MAX_COLUMNS:
         raise ValueError(f"at most {MAX_COLUMNS} value columns, got {len(columns)}")
     cols = [_check_column(c, n) for c in columns]
-    head = bytearray([VERSION])
+    head = bytearray([1])
     _put_uvarint(head, n)
     _put_uvarint(head, len(cols))
     if n == 0:
         return bytes(head)
     head += _encode_ts(t)
     for v in cols:
-        head += _encode_values(v)
+        sec = _encode_values(v)
+        if sec[0] == _V_NEAR:
+            head[0] = 2                 # the lowest format version that has every encoding used
+        head += sec
     return bytes(head)
 
 
@@ -484,40 +388,537 @@ def encode(ts, values) -> bytes:
     return encode_columns(ts, [values])
 
 
-def _decode(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
-    r = _Reader(blob)
-    version = r.u8()
-    if version != VERSION:
+
+# --- decoding ---------------------------------------------------------------------------------------------------
+#
+# Decoding is the read path's inner loop (a render of 1,000 series x 24 h reads ~13,000 chunks) and, at a few
+# dozen numpy calls per chunk, its cost was per-call overhead rather than per-sample work. So the decoder
+# keeps a plain position into the blob instead of a cursor object, reads short varints in place, undoes
+# zigzag on 1- and 2-byte words with one table lookup written straight into the output, sums in place, and
+# copies regular timestamps from a cache (the chunks of one block share them): a REGULAR + INT chunk costs
+# about ten numpy calls and a zstd call per compressed plane. Every read is bounds checked: slices
+# explicitly, indexing through IndexError, which _decode turns into CodecError.
+
+_TRUNCATED = "truncated chunk"
+_accumulate = np.add.accumulate
+_I64_MAX = (1 << 63) - 1
+_U64_MASK = (1 << 64) - 1
+_U8 = np.dtype(np.uint8)
+_LE_U16 = np.dtype("<u2")
+_UNZZ8 = _unzigzag(np.arange(1 << 8, dtype=np.uint64))      # zigzag decoding of every 1-byte word
+_UNZZ16 = _unzigzag(np.arange(1 << 16, dtype=np.uint64))    # ... and of every 2-byte word (512 KiB)
+_TS_CACHE_MAX_N = 1 << 12    # regular timestamps take the cached path for chunks up to this many samples
+_TS_CACHE_MAX = 256          # entries per cache (at most 8 MiB of arrays each); a full cache is emptied
+_regular: dict[tuple[int, bytes], list] = {}                # (n, REGULAR section bytes) -> [ramp, first, ts]
+_ramps: dict[tuple[int, int], np.ndarray] = {}               # (n, step) -> read-only arange(n) * step
+
+
+def _uvarint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The LEB128 varint at pos (at most 10 bytes, below 2**64), and the position after it."""
+    x = buf[pos]
+    pos += 1
+    if x < 0x80:
+        return x, pos
+    x &= 0x7F
+    shift = 7
+    while True:
+        b = buf[pos]
+        pos += 1
+        x |= (b & 0x7F) << shift
+        if b < 0x80:
+            break
+        shift += 7
+        if shift > 63:
+            raise CodecError("varint too long")
+    if x >> 64:
+        raise CodecError("varint exceeds 64 bits")
+    return x, pos
+
+
+def _svarint(buf: bytes, pos: int) -> tuple[int, int]:
+    z, pos = _uvarint(buf, pos)
+    return (z >> 1) ^ -(z & 1), pos
+
+
+def _plane(buf: bytes, pos: int, m: int) -> tuple[np.ndarray, int]:
+    """One byte plane of m bytes as a uint8 array: raw, or a zstd frame decoding to exactly m bytes."""
+    size = buf[pos]
+    if size == 0:                                        # raw: a view of the blob, no copy
+        pos += 1
+        end = pos + m
+        if end > len(buf):
+            raise CodecError(_TRUNCATED)
+        return np.frombuffer(buf, _U8, m, pos), end
+    if size < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:
+        size = (size & 0x7F) | buf[pos + 1] << 7
+        pos += 2
+    else:
+        size, pos = _uvarint(buf, pos)
+    if size == 0:                                        # a zero written long-hand: still raw
+        end = pos + m
+        if end > len(buf):
+            raise CodecError(_TRUNCATED)
+        return np.frombuffer(buf, _U8, m, pos), end
+    end = pos + size
+    if end > len(buf):
+        raise CodecError(_TRUNCATED)
+    frame = buf[pos:end]
+    try:
+        # The encoder writes no content size, so max_output_size bounds the output to the m bytes expected.
+        # A corrupt header that declares one (frame header descriptor bits 7-5: a content size field) would
+        # be allocated as declared: check that size first.
+        if frame[0] & 0xE0:
+            declared = zstandard.get_frame_parameters(frame, format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+            if declared.content_size not in (m, _UNKNOWN_SIZE):
+                raise CodecError(f"compressed plane declares {declared.content_size} bytes, expected {m}")
+        try:
+            zd = _tls.d
+        except AttributeError:
+            zd = _zdecompressor()
+        raw = zd.decompress(frame, m, False, False)     # max_output_size=m, allow_extra_data=False
+    except zstandard.ZstdError as exc:
+        raise CodecError(f"bad compressed plane: {exc}") from None
+    if len(raw) != m:
+        raise CodecError(f"compressed plane holds {len(raw)} bytes, expected {m}")
+    return np.frombuffer(raw, _U8), end
+
+
+def _words(buf: bytes, pos: int, m: int) -> tuple[np.ndarray, int]:
+    """m uint64 words stored as byte planes lo..hi-1 (words(m) in the module docstring)."""
+    b = buf[pos]
+    pos += 1
+    lo, hi = b >> 4, b & 0x0F
+    if hi > 8 or lo > hi or (lo == hi and b):
+        raise CodecError(f"bad word packing byte {b:#x}")
+    if lo == hi:
+        return np.zeros(m, np.uint64), pos
+    full = np.empty((m, 8), np.uint8) if lo == 0 and hi == 8 else np.zeros((m, 8), np.uint8)
+    for i in range(lo, hi):
+        full[:, i], pos = _plane(buf, pos, m)
+    return full.view(_LE_U64).reshape(m).astype(np.uint64, copy=False), pos
+
+
+def _zwords(buf: bytes, pos: int, m: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """m zigzagged words decoded to int64, into `out` if given. 1- and 2-byte words take one table lookup."""
+    b = buf[pos]
+    if b == 0x01:
+        low, pos = _plane(buf, pos + 1, m)
+        return _UNZZ8.take(low, None, out, "clip"), pos   # positional: out=out, mode="clip"
+    if b == 0x02:
+        pair = np.empty((m, 2), np.uint8)
+        pair[:, 0], pos = _plane(buf, pos + 1, m)
+        pair[:, 1], pos = _plane(buf, pos, m)
+        return _UNZZ16.take(pair.view(_LE_U16).reshape(m), None, out, "clip"), pos
+    words, pos = _words(buf, pos, m)
+    if out is None:
+        return _unzigzag(words), pos
+    out[...] = _unzigzag(words)
+    return out, pos
+
+
+def _decode_ts(buf: bytes, pos: int, n: int) -> tuple[np.ndarray, int]:
+    if buf[pos] == _TS_REGULAR and 1 < n <= _TS_CACHE_MAX_N:
+        # Regular timestamps are a cached ramp plus the first stamp. The chunks of one block mostly share
+        # their section (every series on the same step), so sections are cached by their bytes: parsed when
+        # first seen, and from the second time the timestamps themselves, to copy.
+        end = pos + 1
+        while buf[end] & 0x80:
+            end += 1
+        end += 1
+        while buf[end] & 0x80:
+            end += 1
+        end += 1
+        key = (n, buf[pos:end])
+        hit = _regular.get(key)
+        if hit is not None:
+            ts = hit[2]
+            if ts is None:                               # seen twice: worth keeping whole
+                ts = hit[2] = hit[0] + hit[1]
+                ts.flags.writeable = False
+            return ts.copy(), end
+        z, p = _uvarint(buf, pos + 1)
+        first = (z >> 1) ^ -(z & 1)
+        delta, p = _uvarint(buf, p)
+        # Strictly increasing exactly when the step is positive and the last stamp fits int64.
+        span = (n - 1) * delta
+        if delta == 0 or first + span > _I64_MAX:
+            raise CodecError("decoded timestamps are not strictly increasing")
+        if span > _I64_MAX:                              # a ramp beyond int64 (first is negative)
+            return _decode_ts_section(buf, pos, n)
+        if len(_regular) >= _TS_CACHE_MAX:
+            _regular.clear()
+        ramp = _ramps.get((n, delta))
+        if ramp is None:
+            if len(_ramps) >= _TS_CACHE_MAX:
+                _ramps.clear()
+            ramp = np.arange(n, dtype=np.int64)
+            ramp *= delta
+            ramp.flags.writeable = False
+            _ramps[(n, delta)] = ramp
+        _regular[key] = [ramp, first, None]
+        return ramp + first, end                         # no overflow: every stamp fits int64
+    return _decode_ts_section(buf, pos, n)
+
+
+def _decode_ts_section(buf: bytes, pos: int, n: int) -> tuple[np.ndarray, int]:
+    mode = buf[pos]
+    z, pos = _uvarint(buf, pos + 1)
+    first = (z >> 1) ^ -(z & 1)
+    if mode == _TS_REGULAR:
+        if n == 1:
+            return np.array([first], np.int64), pos
+        delta, pos = _uvarint(buf, pos)
+        if delta == 0 or first + (n - 1) * delta > _I64_MAX:
+            raise CodecError("decoded timestamps are not strictly increasing")
+        ts = np.uint64(first & _U64_MASK) + np.arange(n, dtype=np.uint64) * np.uint64(delta)
+        return ts.view(np.int64), pos
+    first_u = np.uint64(first & _U64_MASK)
+    if mode == _TS_DELTA:
+        g, pos = _uvarint(buf, pos)
+        if g == 0:
+            raise CodecError("zero timestamp scale")
+        d, pos = _words(buf, pos, n - 1)
+        ts = np.cumsum(np.concatenate(([first_u], d * np.uint64(g))), dtype=np.uint64)
+    elif mode == _TS_DOD:
+        if n < 2:
+            raise CodecError("delta-of-delta timestamps need two samples")
+        d0, pos = _uvarint(buf, pos)
+        g, pos = _uvarint(buf, pos)
+        if g == 0 or g >> 63:
+            raise CodecError("bad timestamp scale")
+        dod, pos = _zwords(buf, pos, n - 2)
+        d = np.cumsum(np.concatenate((np.array([d0], np.uint64).view(np.int64), dod * np.int64(g))),
+                      dtype=np.int64)
+        ts = np.cumsum(np.concatenate(([first_u], d.view(np.uint64))), dtype=np.uint64)
+    elif mode == _TS_GRID:
+        step, pos = _uvarint(buf, pos)
+        off, pos = _zwords(buf, pos, n - 1)
+        ts = first_u + np.arange(n, dtype=np.uint64) * np.uint64(step) \
+            + np.concatenate(([np.uint64(0)], off.view(np.uint64)))
+    else:
+        raise CodecError(f"unknown timestamp mode {mode}")
+    ts = ts.view(np.int64)
+    if not (ts[1:] > ts[:-1]).all():
+        raise CodecError("decoded timestamps are not strictly increasing")
+    return ts, pos
+
+
+def _decode_values(buf: bytes, pos: int, n: int, version: int) -> tuple[np.ndarray, int]:
+    enc = buf[pos]
+    pos += 1
+    if enc == _V_INT or (enc == _V_NEAR and version >= 2):
+        return _decode_int(buf, pos, n, enc == _V_NEAR)
+    if enc == _V_CONST:
+        end = pos + 8
+        if end > len(buf):
+            raise CodecError(_TRUNCATED)
+        bits = np.empty(n, np.uint64)
+        bits.fill(int.from_bytes(buf[pos:end], "little"))
+        return bits.view(np.float64), end
+    if enc == _V_RAW:
+        bits, pos = _words(buf, pos, n)
+    elif enc == _V_XOR:
+        bits, pos = _words(buf, pos, n)
+        np.bitwise_xor.accumulate(bits, out=bits)
+    elif enc == _V_BITDELTA:
+        d, pos = _zwords(buf, pos, n)
+        bits = np.add.accumulate(d, out=d).view(np.uint64)
+    else:
+        raise CodecError(f"unknown value encoding {enc}")
+    return bits.view(np.float64), pos
+
+
+def _int_head(buf: bytes, pos: int, n: int):
+    """An INT or NEAR section up to its residual words: order, k, exceptions (None or (positions, bits)),
+    seeds, common step g, and the position of the residual words."""
+    b = buf[pos]
+    order, k = b >> 4, b & 0x0F
+    if order > 2 or order >= n or k > MAX_SCALE:
+        raise CodecError(f"bad integer encoding parameters {b:#x}")
+    n_exc = buf[pos + 1]
+    if n_exc < 0x80:
+        pos += 2
+    else:
+        n_exc, pos = _uvarint(buf, pos + 1)
+    exc = None
+    if n_exc:
+        if n_exc > n:
+            raise CodecError("more exceptions than samples")
+        gaps, pos = _words(buf, pos, n_exc)
+        if (gaps == 0).any() or (gaps > n).any():
+            raise CodecError("bad exception positions")
+        exc_pos = np.cumsum(gaps) - _ONE                 # < n * n_exc: cannot wrap
+        if exc_pos[-1] >= n:
+            raise CodecError("exception position out of range")
+        exc_bits, pos = _words(buf, pos, n_exc)
+        exc = (exc_pos.astype(np.intp), exc_bits)
+    seed0 = seed1 = 0
+    if order:
+        seed0, pos = _svarint(buf, pos)
+        if order == 2:
+            seed1, pos = _svarint(buf, pos)
+    g = buf[pos]
+    if g < 0x80:
+        pos += 1
+    else:
+        g, pos = _uvarint(buf, pos)
+        if g >> 63:
+            raise CodecError("bad integer scale")
+    if g == 0:
+        raise CodecError("bad integer scale")
+    return order, k, exc, seed0, seed1, g, pos
+
+
+def _decode_int(buf: bytes, pos: int, n: int, near: bool) -> tuple[np.ndarray, int]:
+    order, k, exc, seed0, seed1, g, pos = _int_head(buf, pos, n)
+    if order:
+        # residuals land after the seeds; one in-place running sum per order (int64, wrapping like the encoder)
+        s = np.empty(n, np.int64)
+        _, pos = _zwords(buf, pos, n - order, s[order:])
+        if g != 1:
+            s[order:] *= g
+        s[0] = seed0
+        if order == 2:
+            s[1] = seed1
+            d = s[1:]
+            _accumulate(d, 0, None, d)
+        _accumulate(s, 0, None, s)                       # np.add.accumulate(s, out=s)
+    else:
+        s, pos = _zwords(buf, pos, n)
+        if g != 1:
+            s *= g
+    # s / 10**k is the exact expression the encoder verified (int64 -> float64, then one division).
+    values = s / _POW10[k] if k else s.astype(np.float64)
+    if near:
+        off, pos = _zwords(buf, pos, n)
+        bits = values.view(np.int64)
+        bits += off                                      # ulps off the decimal, wrapping like the encoder
+    if exc is not None:
+        values.view(np.uint64)[exc[0]] = exc[1]
+    return values, pos
+
+
+def _head(buf: bytes) -> tuple[int, int, int, int]:
+    """version, sample count, column count, and the position of the timestamp section."""
+    version = buf[0]
+    if version != 1 and version != 2:
         raise CodecError(f"unknown chunk format version {version}")
-    n = r.uvarint()
-    ncols = r.uvarint()
+    n = buf[1]
+    if n < 0x80:
+        pos = 2
+    else:
+        n, pos = _uvarint(buf, 1)
+    ncols = buf[pos]
+    if ncols < 0x80:
+        pos += 1
+    else:
+        ncols, pos = _uvarint(buf, pos)
     if n > MAX_SAMPLES or ncols > MAX_COLUMNS:
         raise CodecError(f"implausible chunk header: {n} samples, {ncols} columns")
-    if n == 0:
-        ts, cols = np.empty(0, np.int64), [np.empty(0, np.float64) for _ in range(ncols)]
-    else:
-        ts = _decode_ts(r, n)
-        cols = [_decode_values(r, n) for _ in range(ncols)]
-    if r.pos != len(blob):
-        raise CodecError(f"{len(blob) - r.pos} stray bytes after the last section")
+    return version, n, ncols, pos
+
+
+def _decode(buf: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
+    try:
+        version, n, ncols, pos = _head(buf)
+        if n == 0:
+            ts, cols = np.empty(0, np.int64), [np.empty(0, np.float64) for _ in range(ncols)]
+        else:
+            ts, pos = _decode_ts(buf, pos, n)
+            cols = []
+            for _ in range(ncols):
+                v, pos = _decode_values(buf, pos, n, version)
+                cols.append(v)
+    except IndexError:
+        raise CodecError(_TRUNCATED) from None
+    if pos != len(buf):
+        raise CodecError(f"{len(buf) - pos} stray bytes after the last section")
     return ts, cols
 
 
-def decode_columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Inverse of encode_columns. Raises CodecError for anything that is not a well-formed chunk."""
-    if not isinstance(blob, (bytes, bytearray, memoryview)):
-        raise TypeError(f"blob must be bytes-like, got {type(blob).__name__}")
+def _checked(decoder, blob):
+    if type(blob) is not bytes:
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise TypeError(f"blob must be bytes-like, got {type(blob).__name__}")
+        blob = bytes(blob)
     try:
-        return _decode(bytes(blob))
+        return decoder(blob)
     except CodecError:
         raise
     except (ValueError, IndexError, OverflowError, zstandard.ZstdError) as exc:
         raise CodecError(f"corrupt chunk: {exc}") from None
 
 
+def decode_columns(blob: bytes) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Inverse of encode_columns. Raises CodecError for anything that is not a well-formed chunk."""
+    return _checked(_decode, blob)
+
+
 def decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of encode: (int64 ms timestamps, float64 values)."""
-    ts, cols = decode_columns(blob)
+    ts, cols = _checked(_decode, blob)
     if len(cols) != 1:
         raise CodecError(f"chunk holds {len(cols)} value columns, decode() expects exactly 1")
     return ts, cols[0]
+
+
+# --- decoding many chunks at once -----------------------------------------------------------------------------
+#
+# decode_many reads every blob's headers and byte planes as decode does (same checks, same errors), but defers
+# the array work of the common value sections (INT and NEAR with 1- or 2-byte residuals) and does it once per
+# group of like sections: one table lookup over all their planes, one running sum with per-chunk restarts,
+# one division. Per chunk, what is left is parsing, zstd frames and a slice.
+
+_BATCH = 64                  # chunks whose values share one buffer (what one kept result can keep alive)
+_PADS = (b"", b"\0", b"\0\0")  # zero residuals standing in for the seeds, so chunks tile one array
+
+
+def _runs(s: np.ndarray, starts: np.ndarray, at: np.ndarray, seeds: np.ndarray) -> None:
+    """In place: in each chunk of s (tiling s from `starts`), the running sum from position `at`, seeded.
+
+    s[at] must be 0. One accumulate over all chunks: each chunk's seed slot takes its seed minus everything
+    summed before it, i.e. the previous chunk's seed and residuals (int64 arithmetic, wrapping consistently).
+    """
+    sums = np.add.reduceat(s, starts)
+    carry = np.zeros_like(seeds)
+    carry[1:] = seeds[:-1] + sums[:-1]
+    s[at] = seeds - carry
+    np.add.accumulate(s, out=s)
+
+
+def _finish(key: tuple, jobs: list) -> None:
+    """The array work of one group of deferred INT / NEAR sections; stores each chunk's column.
+
+    A job is (cols, index, n, seed0, seed1, g, residual planes, offsets, exceptions): the column lands in
+    cols[index]; offsets (NEAR only) are one byte plane or an int64 array.
+    """
+    width, order, k, offsets = key
+    pad = _PADS[order]
+    bounds = list(accumulate([job[2] for job in jobs], initial=0))
+    total = bounds.pop()
+    starts = np.array(bounds, np.intp)
+    if width == 1:
+        s = _UNZZ8.take(np.frombuffer(b"".join([x for job in jobs for x in (pad, job[6][0])]), _U8))
+    else:
+        pair = np.empty((total, 2), np.uint8)
+        pair[:, 0] = np.frombuffer(b"".join([x for job in jobs for x in (pad, job[6][0])]), _U8)
+        pair[:, 1] = np.frombuffer(b"".join([x for job in jobs for x in (pad, job[6][1])]), _U8)
+        s = _UNZZ16.take(pair.view(_LE_U16).reshape(total))
+    for job, a in zip(jobs, bounds):
+        if job[5] != 1:
+            s[a + order:a + job[2]] *= job[5]
+    if order == 2:
+        _runs(s, starts, starts + 1, np.array([job[4] for job in jobs], np.int64))
+        s[starts] = 0
+    if order:
+        _runs(s, starts, starts, np.array([job[3] for job in jobs], np.int64))
+    values = s / _POW10[k] if k else s.astype(np.float64)
+    if offsets:
+        bits = values.view(np.int64)
+        if offsets == 1:                                 # every chunk's offsets are one byte plane
+            bits += _UNZZ8.take(np.frombuffer(b"".join([job[7] for job in jobs]), _U8))
+        else:
+            for job, a in zip(jobs, bounds):
+                bits[a:a + job[2]] += job[7]
+    for job, a in zip(jobs, bounds):
+        col = values[a:a + job[2]]
+        if job[8] is not None:
+            col.view(np.uint64)[job[8][0]] = job[8][1]
+        job[0][job[1]] = col
+
+
+def _decode_batch(blobs: list) -> list[tuple[np.ndarray, list]]:
+    out = []
+    groups: dict[tuple, list] = {}
+    for blob in blobs:
+        if type(blob) is not bytes:
+            if not isinstance(blob, (bytes, bytearray, memoryview)):
+                raise TypeError(f"blob must be bytes-like, got {type(blob).__name__}")
+            blob = bytes(blob)
+        buf = blob
+        try:
+            version, n, ncols, pos = _head(buf)
+            if n == 0:
+                ts, cols = np.empty(0, np.int64), [np.empty(0, np.float64) for _ in range(ncols)]
+                ncols = 0                            # no sections to read
+            else:
+                ts, pos = _decode_ts(buf, pos, n)
+                cols = [None] * ncols
+            for c in range(ncols):
+                enc = buf[pos]
+                if enc != _V_INT and (enc != _V_NEAR or version < 2):
+                    cols[c], pos = _decode_values(buf, pos, n, version)
+                    continue
+                order, k, exc, seed0, seed1, g, p = _int_head(buf, pos + 1, n)
+                width = buf[p]
+                m = n - order
+                if width == 0x01:
+                    lo, p = _plane(buf, p + 1, m)
+                    planes = (lo,)
+                elif width == 0x02:
+                    lo, p = _plane(buf, p + 1, m)
+                    hi, p = _plane(buf, p, m)
+                    planes = (lo, hi)
+                elif width == 0x00:
+                    width, planes, p = 1, (bytes(m),), p + 1
+                else:                                    # wider residuals: decoded on their own
+                    cols[c], pos = _decode_int(buf, pos + 1, n, enc == _V_NEAR)
+                    continue
+                offsets = off = 0
+                if enc == _V_NEAR:
+                    if buf[p] == 0x01:
+                        offsets = 1
+                        off, p = _plane(buf, p + 1, n)
+                    else:
+                        offsets = 2
+                        off, p = _zwords(buf, p, n)
+                job = (cols, c, n, seed0, seed1, g, planes, off, exc)
+                key = (width, order, k, offsets)
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [job]
+                else:
+                    group.append(job)
+                pos = p
+        except IndexError:
+            raise CodecError(_TRUNCATED) from None
+        if pos != len(buf):
+            raise CodecError(f"{len(buf) - pos} stray bytes after the last section")
+        out.append((ts, cols))
+    for key, jobs in groups.items():
+        _finish(key, jobs)
+    return out
+
+
+def _decode_all(blobs: list) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    out = []
+    for i in range(0, len(blobs), _BATCH):
+        out += _decode_batch(blobs[i:i + _BATCH])
+    return out
+
+
+def decode_many_columns(blobs: Iterable) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """decode_columns of every blob; for many INT / NEAR chunks about a quarter faster than one by one.
+
+    Same results and errors as decode_columns (the first bad blob raises CodecError). The value columns of
+    one call are slices of a few shared arrays: keeping one column keeps its batch of up to 64 chunks alive.
+    """
+    blobs = list(blobs)
+    try:
+        return _decode_all(blobs)
+    except CodecError:
+        raise
+    except (ValueError, IndexError, OverflowError, zstandard.ZstdError) as exc:
+        raise CodecError(f"corrupt chunk: {exc}") from None
+
+
+def decode_many(blobs: Iterable) -> list[tuple[np.ndarray, np.ndarray]]:
+    """decode of every blob: [(int64 ms timestamps, float64 values)], as decode_many_columns for one column."""
+    out = []
+    for ts, cols in decode_many_columns(blobs):
+        if len(cols) != 1:
+            raise CodecError(f"chunk holds {len(cols)} value columns, decode() expects exactly 1")
+        out.append((ts, cols[0]))
+    return out
