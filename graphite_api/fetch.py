@@ -13,6 +13,7 @@ import numpy as np
 
 from storage import rollup
 from storage.engine import Storage
+from storage.index import ANY
 from storage.labels import graphite_tags, key_to_labels
 
 from .series import Series
@@ -57,6 +58,24 @@ def find_ids(ctx: FetchContext, pattern: str) -> list[int]:
     return out
 
 
+def tree_pattern(pattern: str) -> list:
+    """A glob as the node matchers of `TenantIndex.find_nodes`, cheapest form first: a literal, every child
+    (`*`), a finite set of names (`{a,b}`), a regex, or None for `**`."""
+    nodes = []
+    for n in compile_glob(pattern).nodes:
+        if n.is_globstar:
+            nodes.append(None)
+        elif n.is_literal:
+            nodes.append(n.literal)
+        elif n.text == "*":
+            nodes.append(ANY)       # untagged tree names never hold ';', the only thing `*` would refuse
+        elif n.alternatives is not None and len(n.alternatives) <= 64:
+            nodes.append(frozenset(n.alternatives))
+        else:
+            nodes.append(n.matches)
+    return nodes
+
+
 def _find_ids(idx, pattern: str) -> list[int]:
     if ";" in pattern and not is_pattern(pattern.split(";", 1)[0]):
         from storage.labels import graphite_to_labels, series_key
@@ -65,9 +84,8 @@ def _find_ids(idx, pattern: str) -> list[int]:
     if not is_pattern(pattern):
         sid = idx.by_key.get(pattern)
         return [] if sid is None else [sid]
-    glob = compile_glob(pattern)
-    nodes = [None if n.is_globstar else (n.literal if n.is_literal else n.matches) for n in glob.nodes]
     out = []
+    nodes = tree_pattern(pattern)
     for _path, node in idx.find_nodes(nodes):
         sid = idx.leaf_id(node)
         if sid is not None:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from .http_util import BadRequest, blocking, flag, get_list, json_response, read_params, text_error
 from .render import USER_ERRORS
-from .target.glob import compile_glob
+from .fetch import tree_pattern
 from .timeparse import parse_time
 
 FIND_FORMATS = ("treejson", "json", "completer", "msgpack", "pickle", "nodelist", "")
@@ -19,9 +19,7 @@ FIND_FORMATS = ("treejson", "json", "completer", "msgpack", "pickle", "nodelist"
 def _matches(storage, tenant: str, pattern: str):
     """(path, node) pairs of the Graphite tree matching a glob pattern."""
     idx = storage.index.tenant(tenant)
-    glob = compile_glob(pattern)
-    nodes = [None if n.is_globstar else (n.literal if n.is_literal else n.matches) for n in glob.nodes]
-    return idx, list(idx.find_nodes(nodes))
+    return idx, list(idx.find_nodes(tree_pattern(pattern)))
 
 
 def _time_param(params, name: str, now: int, tz):

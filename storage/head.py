@@ -54,6 +54,9 @@ class Head:
         """Samples of each id with start_ms <= ts <= end_ms (copies, safe to keep)."""
         with self.lock:
             self._fold_locked()
+            if len(self.sids) == 0:
+                empty = (self.ts[:0], self.values[:0])
+                return [empty] * len(sids)
             lo = np.searchsorted(self.sids, sids, "left")
             hi = np.searchsorted(self.sids, sids, "right")
             out = []

@@ -17,6 +17,7 @@ from .labels import NAME, Labels, key_to_labels
 from .matchers import EQ, Matcher
 
 _LEAF = "\x00"   # key of the series id inside a tree node that is both a branch and a leaf
+ANY = object()   # a pattern node matching every child (a bare `*`)
 _EMPTY = np.empty(0, dtype=np.int64)
 
 
@@ -177,8 +178,8 @@ class TenantIndex:
 
     # ---- Graphite tree ------------------------------------------------------------------------------
     def find_nodes(self, node_matchers: list[Callable[[str], bool] | str | None]) -> Iterator[tuple[str, object]]:
-        """Walk the tree: each pattern node is a literal string, a predicate, or None for `**` (any depth,
-        including none). Yields (path, node) where node is a dict (branch, maybe also a leaf) or an int leaf."""
+        """Walk the tree: each pattern node is a literal string, ANY, a frozenset of names, a predicate, or None
+        for `**` (any depth, including none). Yields (path, node) where node is a dict (branch, maybe also a leaf) or an int leaf."""
         with self.lock:
             yield from list(self._walk(self.tree, "", node_matchers, 0))
 
@@ -198,6 +199,10 @@ class TenantIndex:
             return
         if isinstance(pat, str):
             items = [(pat, node[pat])] if pat in node and pat != _LEAF else []
+        elif pat is ANY:
+            items = [(n, c) for n, c in node.items() if n != _LEAF]
+        elif isinstance(pat, frozenset):      # a finite set of names ({a,b}): direct lookups
+            items = [(n, node[n]) for n in sorted(pat) if n in node and n != _LEAF]
         else:
             items = [(n, c) for n, c in node.items() if n != _LEAF and pat(n)]
         for name, child in items:
