@@ -35,6 +35,11 @@ class Querier:
         sids = self.series_ids(matchers)
         if len(sids) == 0:
             return []
+        limit = self.storage.limits.for_tenant(self.tenant).max_series_per_query
+        if limit and len(sids) > limit:
+            from .limits import LimitError
+            raise LimitError(f"the query exceeded the maximum number of series (limit: {limit})",
+                             "max-series-per-query", 422)
         if not with_data:
             return [SeriesData(self.labels(s), np.empty(0, np.int64), np.empty(0)) for s in sids.tolist()]
         last = self.storage.last_times(sids)

@@ -23,6 +23,9 @@ NAME = "__name__"
 
 
 # ---- public result types ------------------------------------------------------------------------------------
+from storage.limits import LimitError
+
+
 class EvalError(Exception):
     """kind is one of bad_data, execution, timeout, canceled (the API maps them to HTTP codes)."""
 
@@ -412,6 +415,8 @@ class Engine:
             series = ctx.querier.select(list(matchers), int(start), int(end))
         except EvalError:
             raise
+        except LimitError as exc:
+            raise EvalError("execution", str(exc)) from None
         except ValueError as exc:
             raise EvalError("bad_data", str(exc)) from None
         series.sort(key=lambda s: _sort_key(s.labels))

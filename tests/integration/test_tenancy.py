@@ -242,7 +242,8 @@ def test_federated_read_and_org_header(srv):
 def test_series_limit_rejects_whole_request(tmp_path):
     from tests.conftest import Server
     config = ("tenancy: {enabled: true}\nlimits:\n  defaults: {max_labels_per_series: 5}\n"
-              "  tenants:\n    team-c: {max_series: 3}\n    team-d: {ingestion_rate: 10, ingestion_burst: 100}\n")
+              "  tenants:\n    team-c: {max_series: 3}\n    team-d: {ingestion_rate: 10, ingestion_burst: 100}\n"
+              "    team-f: {max_series_per_query: 2, max_points_per_render: 100}\n")
     s = Server(tmp_path / "lim", config=config).start()
     try:
         with s.client() as c:
@@ -261,6 +262,15 @@ def test_series_limit_rejects_whole_request(tmp_path):
             r = c.post("/metrics", json=[metric(f"d.s{i}", 1.0) for i in range(50)], headers=hd)
             assert r.status_code == 429 and "err-plumbago-tenant-max-ingestion-rate" in r.text
             assert c.post("/metrics", json=[metric("x", 1.0)]).status_code == 401       # tenancy: tenant required
+            hf = {"X-Scope-OrgID": "team-f"}
+            assert c.post("/metrics", json=[metric(f"f.s{i}", 1.0) for i in range(3)], headers=hf).status_code == 200
+            r = c.get("/api/v1/query", params={"query": '{__name__=~"f.*"}', "time": str(NOW + 10)}, headers=hf)
+            assert r.status_code == 422 and "err-plumbago-max-series-per-query" in r.text
+            r = c.get("/render", params={"target": "f.*", "from": str(NOW), "until": str(NOW + 60)}, headers=hf)
+            assert r.status_code == 422 and "limit" in r.text
+            r = c.get("/render", params={"target": "f.s0", "from": str(NOW - 86400), "until": str(NOW + 60),
+                                         "maxDataPoints": "0"}, headers=hf)
+            assert r.status_code == 422 and "points" in r.text
     finally:
         s.stop()
 
