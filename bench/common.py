@@ -144,3 +144,14 @@ def load_plaintext(srv: "Plumbago", series: dict, n: int, start: int, step: int)
             return
         time.sleep(0.5)
     raise RuntimeError("plumbago did not take every point")
+
+
+def wait_compacted(srv: "Plumbago", timeout: float = 600) -> None:
+    """Wait until a maintenance round merged nothing: measurements must not race background compaction."""
+    import httpx
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for line in httpx.get(srv.url + "/metrics").text.splitlines():
+            if line.startswith("plumbago_compaction_last_merged ") and float(line.split()[1]) == 0:
+                return
+        time.sleep(1)

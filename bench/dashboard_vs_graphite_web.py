@@ -18,7 +18,8 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report, write_whisper  # noqa
+from common import (GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report,  # noqa
+                    wait_compacted, write_whisper)
 
 HOSTS, METRICS, STEP, N = 50, 10, 60, 1440          # 50 hosts x 10 metrics = 500 series, 24 h at 60 s
 END = int(time.time()) // STEP * STEP - 120
@@ -77,7 +78,7 @@ def main() -> int:
     load_plaintext(srv, data, N, START, STEP)
     srv.stop()
     srv = Plumbago(srv.data_dir, config=config).start()
-    time.sleep(10)
+    wait_compacted(srv)
 
     def params(t):
         return {"target": t, "from": str(FROM), "until": str(UNTIL), "format": "json", "maxDataPoints": "800"}

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import (GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report, timed,  # noqa: E402
-                    write_whisper)
+                    wait_compacted, write_whisper)
 
 SERIES, STEP, HOURS = int(os.environ.get("BENCH_SERIES", 1000)), 10, 24
 N = HOURS * 3600 // STEP
@@ -50,7 +50,7 @@ def main() -> int:
     print(f"# plumbago loaded {SERIES * N} points in {time.time() - t0:.1f}s", flush=True)
     srv.stop()
     srv = Plumbago(srv.data_dir, config=config).start()     # every sample now comes from SQL chunks
-    time.sleep(20)                                          # let maintenance compact closed blocks
+    wait_compacted(srv)                                     # no measurement races background compaction
     cases = [("sumSeries", "sumSeries(bench.*.cpu)", 0), ("glob_mdp800", "bench.*.cpu", 800),
              ("sumSeries_mdp800", "sumSeries(bench.*.cpu)", 800)]
     if os.environ.get("BENCH_RAW_GLOB"):

@@ -23,6 +23,8 @@ class StorageCollector:
                                   value=storage.stats["samples_written"])
         yield CounterMetricFamily("plumbago_flushes", "Head flushes", value=storage.stats["flushes"])
         yield CounterMetricFamily("plumbago_chunks_written", "Chunks written", value=storage.stats["chunks_written"])
+        yield GaugeMetricFamily("plumbago_compaction_last_merged", "Chunk groups merged by the last maintenance round",
+                                value=storage.stats["compaction_last_merged"])
         carbon = getattr(self.state, "carbon_stats", None)
         if carbon is not None:
             yield CounterMetricFamily("plumbago_carbon_lines_received", "Carbon lines received",

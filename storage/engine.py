@@ -68,7 +68,8 @@ class Storage:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
-        self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0}
+        self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0, "compaction_rounds": 0,
+                      "compaction_last_merged": -1}
         self.limits = Limits()
         self.cache = ChunkCache(self.options.chunk_cache_bytes)
         self.sql_max_ts = None    # newest sample time in SQL (None = unknown): reads after it skip the SQL query
@@ -571,7 +572,8 @@ class Storage:
         while not self._stop.wait(self.options.flush_interval):
             try:
                 self.flush()
-                self.compact()
+                self.stats["compaction_last_merged"] = self.compact()
+                self.stats["compaction_rounds"] += 1
                 if time.time() - self._last_retention >= self.options.retention_interval:
                     self.apply_retention()
                     self._last_retention = time.time()
