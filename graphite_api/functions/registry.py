@@ -55,9 +55,12 @@ class FunctionSpec:
     aliases: tuple = ()
     raw_args: bool = False          # gets unevaluated AST args (seriesByTag, template helpers)
     extra: dict = field(default_factory=dict)
+    python_signature: str | None = None   # graphite-web's Python arguments, where they differ from its params
 
     def signature(self) -> str:
         """graphite-web's `function` text: Python's formatargspec of the implementation's arguments."""
+        if self.python_signature:
+            return f"{self.name}({self.python_signature})"
         parts = []
         for p in self.params:
             if p.multiple:
@@ -74,12 +77,25 @@ class FunctionSpec:
 
 REGISTRY: dict[str, FunctionSpec] = {}
 
+# graphite-web 1.1.10 declares these parameters differently from its Python arguments, and /functions shows
+# the Python ones in `function` (a default on a required parameter, a renamed *args).
+PYTHON_SIGNATURES = {
+    "aggregateWithWildcards": "seriesList, func, *positions",
+    "powSeries": "*seriesLists",
+    "round": "seriesList, precision=None",
+    "timeShift": "seriesList, timeShift, resetEnd=True, alignDST=False",
+    "highest": "seriesList, n=1, func='average'",
+    "lowest": "seriesList, n=1, func='average'",
+    "legendValue": "seriesList, *valueTypes",
+    "stacked": "seriesLists, stackName='__DEFAULT__'",
+}
+
 
 def register(name: str, params: list[Param], group: str, aliases: tuple = (), raw_args: bool = False):
     def wrap(fn: Callable) -> Callable:
         spec = FunctionSpec(name=name, func=fn, params=params, group=group,
                             description=(fn.__doc__ or "").strip(), module=fn.__module__,
-                            aliases=aliases, raw_args=raw_args)
+                            aliases=aliases, raw_args=raw_args, python_signature=PYTHON_SIGNATURES.get(name))
         REGISTRY[name] = spec
         for alias in aliases:
             REGISTRY[alias] = spec

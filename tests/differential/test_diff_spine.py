@@ -23,3 +23,17 @@ from .conftest import assert_same
 ])
 def test_fetch_matches_graphite_web(reference, plumbago, target):
     assert_same(reference, plumbago, target, tags=True)
+
+
+def test_functions_index_matches_graphite_web(reference, plumbago):
+    """Every name graphite-web registers, with the same signature text, group and parameter specs."""
+    import json
+
+    import httpx
+    want = reference.functions()
+    text = httpx.get(plumbago.url + "/functions", timeout=30).text
+    got = json.loads(text)            # Python's json reads 1e9999 as inf, as graphite-web's encoder meant
+    assert sorted(got) == sorted(want)
+    for name, info in want.items():
+        for key in ("name", "function", "group", "params"):
+            assert got[name][key] == info[key], (name, key, got[name][key], info[key])
