@@ -106,6 +106,22 @@ def start_plumbago(dataset: dict, data_dir, config: str = DEFAULT_CONFIG):
     return srv
 
 
+def dataset_fixtures(dataset: dict, retentions: str, config: str = DEFAULT_CONFIG, name: str = "extra"):
+    """A module-scoped (graphite-web reference, plumbago) fixture pair over a dataset of a test module's own."""
+    @pytest.fixture(scope="module")
+    def reference_fixture():
+        with gwref.Reference(VENV, dataset, retentions=retentions) as ref:
+            yield ref
+
+    @pytest.fixture(scope="module")
+    def plumbago_fixture(tmp_path_factory):
+        srv = start_plumbago(dataset, tmp_path_factory.mktemp(name) / "data", config)
+        yield srv
+        srv.stop()
+
+    return reference_fixture, plumbago_fixture
+
+
 @pytest.fixture(scope="session")
 def plumbago(tmp_path_factory):
     srv = start_plumbago(DATASET, tmp_path_factory.mktemp("diff") / "data")

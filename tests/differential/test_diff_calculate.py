@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import FROM, UNTIL, VENV, assert_same, gwref, render_plumbago, start_plumbago
+from .conftest import dataset_fixtures, FROM, UNTIL, VENV, assert_same, gwref, render_plumbago, start_plumbago
 
 MOVING = [
     "movingAverage(app.web1.requests.count,5)",
@@ -208,17 +208,7 @@ HW_CONFIG = ("storage_schemas: |\n  [hw]\n  pattern = ^hw\\.\n  retentions = 600
              "  [default]\n  pattern = .*\n  retentions = 60s:30d\n")
 
 
-@pytest.fixture(scope="module")
-def hw_reference():
-    with gwref.Reference(VENV, HW_DATASET, retentions="600s:30d") as ref:
-        yield ref
-
-
-@pytest.fixture(scope="module")
-def hw_plumbago(tmp_path_factory):
-    srv = start_plumbago(HW_DATASET, tmp_path_factory.mktemp("diff-hw") / "data", HW_CONFIG)
-    yield srv
-    srv.stop()
+hw_reference, hw_plumbago = dataset_fixtures(HW_DATASET, "600s:30d", HW_CONFIG, "diff-hw")
 
 
 @pytest.mark.parametrize("target", [

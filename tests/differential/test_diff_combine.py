@@ -3,7 +3,7 @@ graphite-web 1.1.10: values, nulls, names and tags."""
 import httpx
 import pytest
 
-from .conftest import FROM, UNTIL, assert_same, gwref, render_plumbago
+from .conftest import dataset_fixtures, FROM, UNTIL, assert_same, gwref, render_plumbago
 
 AGG_FUNCS = ["average", "avg", "avg_zero", "median", "sum", "total", "min", "max", "diff", "stddev", "count",
              "range", "rangeOf", "multiply", "last", "current"]
@@ -342,19 +342,7 @@ MIXED_CONFIG = ("storage_schemas: |\n  [mid]\n  pattern = ^mix\\.mid\\.\n  reten
                 "  aggregationMethod = average\n")
 
 
-@pytest.fixture(scope="module")
-def mixed_reference():
-    from .conftest import VENV
-    with gwref.Reference(VENV, MIXED, retentions="60s:30d") as ref:
-        yield ref
-
-
-@pytest.fixture(scope="module")
-def mixed_plumbago(tmp_path_factory):
-    from .conftest import start_plumbago
-    srv = start_plumbago(MIXED, tmp_path_factory.mktemp("mixed") / "data", MIXED_CONFIG)
-    yield srv
-    srv.stop()
+mixed_reference, mixed_plumbago = dataset_fixtures(MIXED, "60s:30d", MIXED_CONFIG, "mixed")
 
 
 @pytest.mark.parametrize("target", [

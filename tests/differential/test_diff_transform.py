@@ -3,7 +3,7 @@ slices, generators) agrees with graphite-web 1.1.10 on the shared dataset, and c
 dataset of its own with periodic gaps."""
 import pytest
 
-from .conftest import (DATASET, DEFAULT_CONFIG, FROM, STEP, TS, UNTIL, VENV, assert_same, gwref, render_plumbago,
+from .conftest import (dataset_fixtures, DATASET, DEFAULT_CONFIG, FROM, STEP, TS, UNTIL, VENV, assert_same, gwref, render_plumbago,
                        start_plumbago)
 
 # graphite-web buckets with the series' xFilesFactor, which for fetched series is the request's (default 0);
@@ -280,17 +280,7 @@ def _gaps_dataset() -> dict:
     return {"step": STEP, "points": pts}
 
 
-@pytest.fixture(scope="module")
-def gaps_reference():
-    with gwref.Reference(VENV, _gaps_dataset(), retentions="60s:30d") as ref:
-        yield ref
-
-
-@pytest.fixture(scope="module")
-def gaps_plumbago(tmp_path_factory):
-    srv = start_plumbago(_gaps_dataset(), tmp_path_factory.mktemp("gaps") / "data", XFF0_CONFIG)
-    yield srv
-    srv.stop()
+gaps_reference, gaps_plumbago = dataset_fixtures(_gaps_dataset(), "60s:30d", XFF0_CONFIG, "gaps")
 
 
 @pytest.mark.parametrize("target", [
