@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,9 @@ class Storage:
         self.sid_tenant = np.full(1024, -1, np.int32)
         self.sid_interval = np.zeros(1024, np.int32)
         self.sid_last = np.zeros(1024, np.int64)   # last sample time (ms) per series, 0 = none
+        self.sid_version = np.zeros(1024, np.int64)   # bumped whenever a series' SQL rows change
+        self._chunk_dir: OrderedDict = OrderedDict()  # (table, sid, interval) -> (version, row headers)
+        self._chunk_dir_lock = threading.Lock()
         self._configs: dict[str, StorageConfig] = {}
         self._config_texts: dict[tuple[str, str], str] = {}
         self._stop = threading.Event()
@@ -130,6 +134,7 @@ class Storage:
         self.sid_tenant = np.concatenate([self.sid_tenant, np.full(new - size, -1, np.int32)])
         self.sid_interval = np.concatenate([self.sid_interval, np.zeros(new - size, np.int32)])
         self.sid_last = np.concatenate([self.sid_last, np.zeros(new - size, np.int64)])
+        self.sid_version = np.concatenate([self.sid_version, np.zeros(new - size, np.int64)])
 
     # ---- configs --------------------------------------------------------------------------------------
     def config_text(self, tenant: str, kind: str) -> str | None:
@@ -337,24 +342,17 @@ class Storage:
         c = table.c
         if self.sql_max_ts is not None and start_ms > self.sql_max_ts:
             return []          # everything that recent is still in memory
-        rows = []
+        kind = "r" if interval is not None else "c"
         with self.db.connect() as conn:
-            for lo in range(0, len(sids), _IN_CHUNK):
-                cond = [c.series_id.in_(sids[lo:lo + _IN_CHUNK].tolist()), c.max_ts >= start_ms, c.min_ts <= end_ms]
-                if interval is not None:
-                    cond.append(c.interval == interval)
-                rows.extend(conn.execute(select(c.id, c.series_id, c.min_ts, c.max_ts, c.count)
-                                         .where(and_(*cond)).order_by(c.series_id, c.id)).all())
-            kind = "r" if interval is not None else "c"
+            rows = self._row_headers(conn, table, kind, sids, start_ms, end_ms, interval)
             decoded: dict[int, object] = {}
             missing = []
             for row in rows:
-                key = (kind, row.id, row.series_id, row.min_ts, row.max_ts, row.count)
-                hit = self.cache.get(key)
+                hit = self.cache.get((kind, *row))
                 if hit is None:
-                    missing.append(row.id)
+                    missing.append(row[0])
                 else:
-                    decoded[row.id] = hit
+                    decoded[row[0]] = hit
             for lo in range(0, len(missing), _IN_CHUNK):
                 for row in conn.execute(select(c.id, c.series_id, c.min_ts, c.max_ts, c.count, c.data)
                                         .where(c.id.in_(missing[lo:lo + _IN_CHUNK]))):
@@ -366,7 +364,49 @@ class Storage:
                         size = piece[0].nbytes + sum(col.nbytes for col in piece[1])
                     decoded[row.id] = piece
                     self.cache.put((kind, row.id, row.series_id, row.min_ts, row.max_ts, row.count), piece, size)
-        return [(row.series_id, decoded[row.id]) for row in rows if row.id in decoded]
+        return [(row[1], decoded[row[0]]) for row in rows if row[0] in decoded]
+
+    def _row_headers(self, conn, table, kind: str, sids: np.ndarray, start_ms: int, end_ms: int, interval):
+        """(id, series_id, min_ts, max_ts, count) of the rows overlapping the range, by series then id. With a
+        private store the per-series row lists are kept in memory, checked against `sid_version`, so a repeated
+        read costs no SQL query."""
+        c = table.c
+        extra = [c.interval == interval] if interval is not None else []
+        cols = (c.id, c.series_id, c.min_ts, c.max_ts, c.count)
+        if self.sql_max_ts is None:        # shared database: other processes change rows behind our back
+            rows = []
+            for lo in range(0, len(sids), _IN_CHUNK):
+                cond = [c.series_id.in_(sids[lo:lo + _IN_CHUNK].tolist()), c.max_ts >= start_ms,
+                        c.min_ts <= end_ms, *extra]
+                rows.extend(tuple(r) for r in conn.execute(select(*cols).where(and_(*cond))
+                                                           .order_by(c.series_id, c.id)))
+            return rows
+        out, need = [], []
+        with self._chunk_dir_lock:
+            for sid in sids.tolist():
+                entry = self._chunk_dir.get((kind, sid, interval))
+                if entry is not None and entry[0] == self.sid_version[sid]:
+                    out.extend(r for r in entry[1] if r[3] >= start_ms and r[2] <= end_ms)
+                else:
+                    need.append(sid)
+        if need:
+            versions = {sid: int(self.sid_version[sid]) for sid in need}   # before the query: a change during
+            found: dict[int, list] = {sid: [] for sid in need}             # it makes the entry stale at once
+            for lo in range(0, len(need), _IN_CHUNK):
+                cond = [c.series_id.in_(need[lo:lo + _IN_CHUNK]), *extra]
+                for r in conn.execute(select(*cols).where(and_(*cond)).order_by(c.series_id, c.id)):
+                    found[r[1]].append(tuple(r))
+            with self._chunk_dir_lock:
+                for sid, headers in found.items():
+                    self._chunk_dir[(kind, sid, interval)] = (versions[sid], headers)
+                    out.extend(r for r in headers if r[3] >= start_ms and r[2] <= end_ms)
+                while len(self._chunk_dir) > 200_000:
+                    self._chunk_dir.popitem(last=False)
+        return out
+
+    def _changed(self, sids) -> None:
+        """Row lists of these series changed in SQL (call after the commit)."""
+        self.sid_version[np.asarray(list(sids) if not isinstance(sids, np.ndarray) else sids, dtype=np.int64)] += 1
 
     def has_rollup(self, sid: int, interval: int) -> bool:
         with self.db.connect() as conn:
@@ -423,6 +463,7 @@ class Storage:
                 conn.execute(insert(sql.chunks), rows)
             if rollup_rows:
                 conn.execute(insert(sql.rollups), rollup_rows)
+        self._changed(np.unique(sids))
         self.stats["chunks_written"] += len(rows)
 
     def _archive_intervals(self, sid: int) -> list[int]:
@@ -493,6 +534,7 @@ class Storage:
                         conn.execute(insert(sql.rollups).values(
                             series_id=sid, interval=interval, block_start=block, min_ts=int(ts[0]),
                             max_ts=int(ts[-1]), count=len(ts), data=codec.encode_columns(ts, cols)))
+                self._changed([sid])
         return len(groups)
 
     def _merge_windows(self, span: int, closed_before: int, limit: int) -> int:
@@ -516,12 +558,12 @@ class Storage:
                         conn.execute(insert(sql.chunks).values(
                             series_id=sid, block_start=int(start), min_ts=int(ts[0]), max_ts=int(ts[-1]),
                             count=len(ts), data=codec.encode(ts, vals)))
+                self._changed([sid])
         return len(groups)
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete raw chunks and rollup rows older than their archive's TTL (per series schema)."""
         now_ms = now_ms or int(time.time() * 1000)
-        plans: dict[tuple[str, int | None], list[int]] = {}   # (table, interval) ttl groups
         ttl_groups: dict[tuple, list[int]] = {}
         for tenant, idx in list(self.index.tenants.items()):
             cfg = self.storage_config(tenant)
@@ -544,7 +586,8 @@ class Storage:
                                 sql.rollups.c.series_id.in_(chunk_ids), sql.rollups.c.interval == interval,
                                 sql.rollups.c.max_ts < cutoff)))
                         deleted += res.rowcount or 0
-        del plans
+        for ids in ttl_groups.values():
+            self._changed(ids)
         return deleted
 
     # ---- deletion --------------------------------------------------------------------------------------
@@ -561,6 +604,7 @@ class Storage:
                 conn.execute(delete(sql.chunks).where(sql.chunks.c.series_id.in_(ids)))
                 conn.execute(delete(sql.rollups).where(sql.rollups.c.series_id.in_(ids)))
                 conn.execute(delete(sql.series).where(sql.series.c.id.in_(ids)))
+        self._changed(sids)
         return removed
 
     # ---- lifecycle -------------------------------------------------------------------------------------

@@ -191,3 +191,21 @@ def test_rollup_pieces_are_folded(tmp_path):
     assert [c.tolist() for c in after[1]] == [c.tolist() for c in before[1]]
     assert after[1][1].tolist() == [6, 6, 6, 6]
     st.close()
+
+
+def test_in_memory_row_directory_follows_every_change(tmp_path):
+    st = open_storage(tmp_path)
+    st.set_config_text("anonymous", SCHEMAS, "[all]\npattern = .*\nretentions = 10s:1h,1m:2h\n")
+    sid = st.resolve("anonymous", ["dir.s"])
+    read = lambda: st.read_raw(sid, 0, T0 + 10**9)[0][1].tolist()
+    st.write("anonymous", ["dir.s"], np.array([T0]), np.array([1.0]))
+    st.flush(everything=True)
+    assert read() == [1.0]                                   # directory filled from SQL
+    st.write("anonymous", ["dir.s"], np.array([T0 + 10_000]), np.array([2.0]))
+    st.flush(everything=True)
+    assert read() == [1.0, 2.0]                              # a flush of the same series is seen
+    st.compact(now_ms=T0 + 10**9)
+    assert read() == [1.0, 2.0]                              # rows rewritten by compaction are seen
+    st.apply_retention(now_ms=T0 + 3 * 3_600_000)
+    assert read() == []                                      # rows deleted by retention are gone
+    st.close()
