@@ -287,13 +287,21 @@ async def start_plaintext_server(host: str, port: int, on_batch: OnBatch, tenant
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            await _close(writer)
 
-    server = await asyncio.start_server(handle, host, port, limit=READ_SIZE)
+    return await _listen(handle, host, port, stats, limit=READ_SIZE)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except (ConnectionError, OSError):
+        pass
+
+
+async def _listen(handle, host: str, port: int, stats: CarbonStats, **kwargs) -> asyncio.AbstractServer:
+    server = await asyncio.start_server(handle, host, port, **kwargs)
     try:
         server.stats = stats
     except AttributeError:   # uvloop's Server has no __dict__; callers pass `stats` in to keep a handle
@@ -342,15 +350,6 @@ async def start_pickle_server(host: str, port: int, on_batch: OnBatch, tenant: s
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            await _close(writer)
 
-    server = await asyncio.start_server(handle, host, port)
-    try:
-        server.stats = stats
-    except AttributeError:   # uvloop's Server has no __dict__; callers pass `stats` in to keep a handle
-        pass
-    return server
+    return await _listen(handle, host, port, stats)

@@ -497,15 +497,20 @@ def _parse_query(text: str):
 
 # ---- query endpoints -------------------------------------------------------------------------------------------
 
+def _checked(name: str, parse, text):
+    """`parse(text)`, with a ValueError reported as Prometheus' `invalid parameter "<name>"` error."""
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise invalid_param(name, str(exc)) from None
+
+
 @api_view
 async def query_view(request: Request) -> Response:
     params = await read_params(request)
     t = time_param(params, "time", int(time.time() * 1000))
     timeout_s = _query_timeout(request, params)
-    try:
-        expr = _parse_query(params.get("query"))
-    except ValueError as exc:
-        raise invalid_param("query", str(exc)) from None
+    expr = _checked("query", _parse_query, params.get("query"))
     engine = _engine(request, timeout_s)
     res = await _run_query(request, timeout_s, engine.instant, expr, t)
     return success_raw(await run_in_threadpool(format_result, res))
@@ -514,20 +519,11 @@ async def query_view(request: Request) -> Response:
 @api_view
 async def query_range_view(request: Request) -> Response:
     params = await read_params(request)
-    try:
-        start = parse_time(params.get("start"))
-    except ValueError as exc:
-        raise invalid_param("start", str(exc)) from None
-    try:
-        end = parse_time(params.get("end"))
-    except ValueError as exc:
-        raise invalid_param("end", str(exc)) from None
+    start = _checked("start", parse_time, params.get("start"))
+    end = _checked("end", parse_time, params.get("end"))
     if end < start:
         raise invalid_param("end", "end timestamp must not be before start time")
-    try:
-        step_ns = parse_duration_ns(params.get("step"))
-    except ValueError as exc:
-        raise invalid_param("step", str(exc)) from None
+    step_ns = _checked("step", parse_duration_ns, params.get("step"))
     if step_ns <= 0:
         raise invalid_param("step", "zero or negative query resolution step widths are not accepted. "
                                     "Try a positive integer")
@@ -550,10 +546,7 @@ async def query_range_view(request: Request) -> Response:
 @api_view
 async def format_query_view(request: Request) -> Response:
     params = await read_params(request)
-    try:
-        expr = _parse_query(params.get("query"))
-    except ValueError as exc:
-        raise invalid_param("query", str(exc)) from None
+    expr = _checked("query", _parse_query, params.get("query"))
     from .promql import printer
     return success(printer.format_expr(expr))
 
