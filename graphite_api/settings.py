@@ -30,6 +30,7 @@ DEFAULTS: dict = {
         "max_head_samples": 20_000_000,
         "retention_interval": 3600,
         "wal_fsync": True,
+        "index_refresh_seconds": 10,
     },
     "ingest": {
         "max_body_bytes": 64 << 20,

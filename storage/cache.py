@@ -25,6 +25,23 @@ class ChunkCache:
             self.hits += 1
             return item[0]
 
+    def get_many(self, keys: list) -> list:
+        """get() for many keys under one lock: a read of 1,000 series looks up thousands of chunks."""
+        items, touch = self._items, self._items.move_to_end
+        out = []
+        with self._lock:
+            for key in keys:
+                item = items.get(key)
+                if item is None:
+                    out.append(None)
+                else:
+                    touch(key)
+                    out.append(item[0])
+            hit = sum(1 for v in out if v is not None)
+            self.hits += hit
+            self.misses += len(out) - hit
+        return out
+
     def put(self, key, value, size: int) -> None:
         if size > self.max_bytes // 4:
             return

@@ -24,11 +24,14 @@ from .head import Head
 from .index import Index, TenantIndex
 from .labels import key_to_labels, metric_name, series_key
 from .limits import Limits
+from .overwrite import rewrite_overwritten
+from .refresh import IndexRefresher
 from .schemas import DEFAULT_AGGREGATIONS_TEXT, DEFAULT_SCHEMAS_TEXT, StorageConfig
 from .wal import WAL
 
 log = logging.getLogger("plumbago.storage")
-_IN_CHUNK = 500   # ids per SQL IN list (SQLite's variable limit is generous, but keep statements small)
+NO_TS = -(1 << 62)    # "no sample" in the per-series time arrays that need an ordering below every timestamp
+_IN_CHUNK = sql.IN_CHUNK    # ids per SQL IN list
 SCHEMAS, AGGREGATIONS = "storage-schemas", "storage-aggregation"
 
 
@@ -43,6 +46,7 @@ class EngineOptions:
     wal_fsync: bool = True
     chunk_cache_bytes: int = 256 << 20    # decoded chunks kept for repeated reads (0 = off)
     compaction_spans: tuple = (43200, 86400)   # closed raw blocks are merged into these windows (s)
+    index_refresh_seconds: float = 10.0   # shared database: pick up series other processes created (0 = off)
 
 
 class Storage:
@@ -51,6 +55,8 @@ class Storage:
         os.makedirs(self.data_dir, exist_ok=True)
         self.options = options or EngineOptions()
         self.database_url = database_url or f"sqlite:///{os.path.join(self.data_dir, 'plumbago.db')}"
+        # Only the SQLite file in our own data dir is private; any other URL may be shared with other processes.
+        self.private_store = _is_private(self.database_url, self.data_dir)
         self.db = sql.connect(self.database_url)
         self.index = Index()
         self.head = Head()
@@ -65,6 +71,7 @@ class Storage:
         self.sid_interval = np.zeros(1024, np.int32)
         self.sid_last = np.zeros(1024, np.int64)   # last sample time (ms) per series, 0 = none
         self.sid_version = np.zeros(1024, np.int64)   # bumped whenever a series' SQL rows change
+        self.sid_flushed = np.full(1024, NO_TS, np.int64)   # newest raw sample time in SQL chunks per series
         self._chunk_dir: OrderedDict = OrderedDict()  # (table, sid, interval) -> (version, row headers)
         self._chunk_dir_lock = threading.Lock()
         self._configs: dict[str, StorageConfig] = {}
@@ -73,11 +80,15 @@ class Storage:
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
         self.stats = {"samples_written": 0, "flushes": 0, "chunks_written": 0, "compaction_rounds": 0,
-                      "compaction_last_merged": -1}
+                      "compaction_last_merged": -1, "rollup_blocks_rewritten": 0, "index_refreshes": 0,
+                      "index_series_added": 0, "index_series_removed": 0}
         self.limits = Limits()
         self.cache = ChunkCache(self.options.chunk_cache_bytes)
         self.sql_max_ts = None    # newest sample time in SQL (None = unknown): reads after it skip the SQL query
         self._rate_windows: dict[str, list] = {}   # tenant -> [window start, samples in window, last rate]
+        self._refresher = IndexRefresher(self)
+        self._delete_epoch = 0                # bumped by delete_series / set_config_text: a refresh that read
+        self._config_epoch = 0                # SQL before such a change does not undo it
         self._load()
 
     # ---- start-up -----------------------------------------------------------------------------------
@@ -89,6 +100,7 @@ class Storage:
                                        sql.series.c.interval)).all()
         if rows:
             self._grow(max(r.id for r in rows))
+            self._refresher.series_seen.start(max(r.id for r in rows))
         for r in rows:
             self.index.tenant(r.tenant).add(r.id, r.key)
             self.sid_tenant[r.id] = self._tenant_id(r.tenant)
@@ -111,13 +123,16 @@ class Storage:
             newest = [conn.execute(select(func.max(t.c.max_ts))).scalar() for t in (sql.chunks, sql.rollups)]
             known = [v for v in newest if v is not None]
             # With a shared database another process may write too: only a private SQLite file allows the shortcut.
-            if self.database_url.startswith("sqlite"):
-                self.sql_max_ts = max(known) if known else -(1 << 62)
+            if self.private_store:
+                self.sql_max_ts = max(known) if known else NO_TS
+            self._refresher.chunks_seen.start(conn.execute(select(func.max(sql.chunks.c.id))).scalar() or 0)
             for table in (sql.chunks, sql.rollups):
                 for sid, last in conn.execute(select(table.c.series_id, func.max(table.c.max_ts))
                                               .group_by(table.c.series_id)):
                     if sid < len(self.sid_last):
                         self.sid_last[sid] = max(self.sid_last[sid], last)
+                        if table is sql.chunks:
+                            self.sid_flushed[sid] = last
 
     def _tenant_id(self, tenant: str) -> int:
         no = self._tenant_no.get(tenant)
@@ -135,6 +150,7 @@ class Storage:
         self.sid_interval = np.concatenate([self.sid_interval, np.zeros(new - size, np.int32)])
         self.sid_last = np.concatenate([self.sid_last, np.zeros(new - size, np.int64)])
         self.sid_version = np.concatenate([self.sid_version, np.zeros(new - size, np.int64)])
+        self.sid_flushed = np.concatenate([self.sid_flushed, np.full(new - size, NO_TS, np.int64)])
 
     # ---- configs --------------------------------------------------------------------------------------
     def config_text(self, tenant: str, kind: str) -> str | None:
@@ -164,6 +180,7 @@ class Storage:
             conn.execute(insert(sql.configs).values(tenant=tenant, kind=kind, text=text, updated_ms=now))
         self._config_texts[(tenant, kind)] = text
         self._configs.pop(tenant, None)
+        self._config_epoch += 1
 
     # ---- write path -------------------------------------------------------------------------------------
     def resolve(self, tenant: str, keys: list[str], intervals=None, units=None, mtypes=None) -> np.ndarray:
@@ -283,8 +300,8 @@ class Storage:
         sids = np.asarray(sids, dtype=np.int64)
         parts: list[list] = [[] for _ in range(len(sids))]
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
-        for sid, piece in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
-            parts[pos[sid]].append(piece)
+        for row, piece in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
+            parts[pos[row[1]]].append(piece)
         for store in (self.flushing, self.head):
             for i, piece in enumerate(store.read(sids, start_ms, end_ms)):
                 if len(piece[0]):
@@ -298,8 +315,8 @@ class Storage:
         sids = np.asarray(sids, dtype=np.int64)
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
         out = []
-        for sid, (ts, vals) in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
-            if ts[0] < start_ms or ts[-1] > end_ms:
+        for (_, sid, min_ts, max_ts, _), (ts, vals) in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
+            if min_ts < start_ms or max_ts > end_ms:
                 a, b = np.searchsorted(ts, (start_ms, end_ms + 1))
                 ts, vals = ts[a:b], vals[a:b]
             out.append((pos[sid], ts, vals))
@@ -317,9 +334,9 @@ class Storage:
         ts_parts: list[list] = [[] for _ in range(len(sids))]
         col_parts: list[list] = [[] for _ in range(len(sids))]
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
-        for sid, (ts, cols) in self._read_table(sql.rollups, sids, start_ms, end_ms, interval):
-            ts_parts[pos[sid]].append(ts)
-            col_parts[pos[sid]].append(cols)
+        for row, (ts, cols) in self._read_table(sql.rollups, sids, start_ms, end_ms, interval):
+            ts_parts[pos[row[1]]].append(ts)
+            col_parts[pos[row[1]]].append(cols)
         # The head's samples have not been rolled up yet.
         lo_ms = start_ms - interval_ms
         for store in (self.flushing, self.head):
@@ -337,22 +354,18 @@ class Storage:
         return out
 
     def _read_table(self, table, sids: np.ndarray, start_ms: int, end_ms: int, interval: int | None):
-        """Decoded (series id, piece) of the chunk or rollup rows overlapping the range, oldest row first per
-        series. Row headers are read first; only rows missing from the cache have their data fetched."""
+        """(row header, decoded piece) of the chunk or rollup rows overlapping the range, oldest row first per
+        series; a header is (id, series_id, min_ts, max_ts, count). Row headers are read first; only rows
+        missing from the cache have their data fetched."""
         c = table.c
         if self.sql_max_ts is not None and start_ms > self.sql_max_ts:
             return []          # everything that recent is still in memory
         kind = "r" if interval is not None else "c"
         with self.db.connect() as conn:
             rows = self._row_headers(conn, table, kind, sids, start_ms, end_ms, interval)
-            decoded: dict[int, object] = {}
-            missing = []
-            for row in rows:
-                hit = self.cache.get((kind, *row))
-                if hit is None:
-                    missing.append(row[0])
-                else:
-                    decoded[row[0]] = hit
+            hits = self.cache.get_many([(kind, *row) for row in rows])
+            decoded: dict[int, object] = {row[0]: hit for row, hit in zip(rows, hits) if hit is not None}
+            missing = [row[0] for row, hit in zip(rows, hits) if hit is None]
             for lo in range(0, len(missing), _IN_CHUNK):
                 for row in conn.execute(select(c.id, c.series_id, c.min_ts, c.max_ts, c.count, c.data)
                                         .where(c.id.in_(missing[lo:lo + _IN_CHUNK]))):
@@ -364,7 +377,7 @@ class Storage:
                         size = piece[0].nbytes + sum(col.nbytes for col in piece[1])
                     decoded[row.id] = piece
                     self.cache.put((kind, row.id, row.series_id, row.min_ts, row.max_ts, row.count), piece, size)
-        return [(row[1], decoded[row[0]]) for row in rows if row[0] in decoded]
+        return [(row, decoded[row[0]]) for row in rows if row[0] in decoded]
 
     def _row_headers(self, conn, table, kind: str, sids: np.ndarray, start_ms: int, end_ms: int, interval):
         """(id, series_id, min_ts, max_ts, count) of the rows overlapping the range, by series then id. With a
@@ -452,6 +465,7 @@ class Storage:
             rows.append({"series_id": int(sids[a]), "block_start": int(blocks[a]), "min_ts": int(ts[a]),
                          "max_ts": int(ts[b - 1]), "count": b - a, "data": codec.encode(ts[a:b], values[a:b])})
         rollup_rows = self._rollup_rows(sids, ts, values)
+        replaced = rewrite_overwritten(self, sids, ts, values, rollup_rows)
         if self.sql_max_ts is not None and len(ts):
             # raise the bound before the rows become visible, so no reader can skip them
             newest = int(ts.max())
@@ -459,11 +473,18 @@ class Storage:
                 newest = max(newest, max(r["max_ts"] for r in rollup_rows))
             self.sql_max_ts = max(self.sql_max_ts, newest)
         with self.db.begin() as conn:
+            for lo in range(0, len(replaced), _IN_CHUNK):
+                conn.execute(delete(sql.rollups).where(sql.rollups.c.id.in_(replaced[lo:lo + _IN_CHUNK])))
             if rows:
                 conn.execute(insert(sql.chunks), rows)
             if rollup_rows:
                 conn.execute(insert(sql.rollups), rollup_rows)
         self._changed(np.unique(sids))
+        if len(sids):
+            last = np.r_[sids[1:] != sids[:-1], True]       # sorted by (id, ts): the newest sample per series
+            ends, newest = sids[last], ts[last]              # (unique ids: no ufunc.at needed)
+            with self.create_lock:                          # (_grow replaces the arrays under this lock)
+                self.sid_flushed[ends] = np.maximum(self.sid_flushed[ends], newest)
         self.stats["chunks_written"] += len(rows)
 
     def _archive_intervals(self, sid: int) -> list[int]:
@@ -488,6 +509,8 @@ class Storage:
         for iv, series_mask in by_interval.items():
             mask = np.repeat(series_mask, counts)
             b_sids, b_ts, cols = rollup.aggregate(sids[mask], ts[mask], values[mask], iv * 1000)
+            if len(b_sids) == 0:
+                continue        # nothing but NaN (stale markers): no bucket
             span = iv * 1000 * self.options.rollup_block_points
             blocks = b_ts // span * span
             bounds = np.flatnonzero(np.r_[True, (b_sids[1:] != b_sids[:-1]) | (blocks[1:] != blocks[:-1]), True])
@@ -498,16 +521,17 @@ class Storage:
         return rows
 
     def compact(self, now_ms: int | None = None, max_groups: int = 10000) -> int:
-        """Merge raw chunks: first the pieces of each closed block, then closed blocks into the larger
-        closed windows of `compaction_spans` (12 h, then a day), so long reads touch few chunks. Returns the
+        """Merge raw chunks: first the pieces of each closed block, then every closed block into its window of
+        `compaction_spans` (12 h, then a day) as soon as the block closes, so the window's chunk grows block by
+        block and a dashboard's "last 24 h" reads about two chunks per series instead of a dozen. Returns the
         number of merged groups."""
         now_ms = now_ms or int(time.time() * 1000)
         grace = self.options.flush_grace * 1000
+        block = self.options.block_seconds * 1000
+        closed_blocks = (now_ms - grace) // block * block    # blocks starting before this have ended
         merged = 0
         for span_s in (self.options.block_seconds, *self.options.compaction_spans):
-            span = span_s * 1000
-            closed_before = (now_ms - grace) // span * span    # windows starting before this have ended
-            merged += self._merge_windows(span, closed_before, max_groups - merged)
+            merged += self._merge_windows(span_s * 1000, closed_blocks, max_groups - merged)
             if merged >= max_groups:
                 return merged
         return merged + self._merge_rollup_pieces(now_ms - grace, max_groups - merged)
@@ -537,17 +561,23 @@ class Storage:
                 self._changed([sid])
         return len(groups)
 
-    def _merge_windows(self, span: int, closed_before: int, limit: int) -> int:
-        from sqlalchemy import func, literal
+    def _merge_windows(self, span: int, closed_blocks: int, limit: int) -> int:
+        """Fold the rows of each window of `span` holding more than one row of closed blocks into one row.
+        Rows are merged in id (write) order, the later write winning, and the whole window at once, so no
+        row can jump ahead of an older one it overlaps."""
+        from sqlalchemy import case, func, literal
         c = sql.chunks.c
         window = (c.block_start - c.block_start % literal(span)).label("window")
         with self.flush_lock:
             with self.db.connect() as conn:
+                # Only closed rows count: rows of a still open block (a forced flush) are merged along, but
+                # do not trigger a merge, so a busy head flushed every round cannot rewrite a day each round.
+                closed_rows = func.sum(case((c.block_start < closed_blocks, 1), else_=0))
                 groups = conn.execute(
                     select(c.series_id, window)
-                    .where(c.block_start < closed_before)     # closed_before is span-aligned: whole windows
                     .group_by(c.series_id, window)
-                    .having(func.count() > 1).limit(max(limit, 0))).all()
+                    .having(closed_rows > 1)
+                    .limit(max(limit, 0))).all()
             for sid, start in groups:
                 with self.db.begin() as conn:
                     cond = and_(c.series_id == sid, c.block_start >= start, c.block_start < start + span)
@@ -595,9 +625,10 @@ class Storage:
         sids = [int(s) for s in sids]
         if not sids:
             return 0
-        removed = self.index.tenant(tenant).remove(sids)
-        self.sid_tenant[sids] = -1
-        self.sid_last[sids] = 0
+        with self.create_lock:
+            removed = self.index.tenant(tenant).remove(sids)
+            self._forget(sids)
+            self._delete_epoch += 1
         with self.db.begin() as conn:
             for lo in range(0, len(sids), _IN_CHUNK):
                 ids = sids[lo:lo + _IN_CHUNK]
@@ -607,13 +638,30 @@ class Storage:
         self._changed(sids)
         return removed
 
+    def _forget(self, sids) -> None:
+        """Mark series as gone in the per-series arrays (the caller holds create_lock and updates the index)."""
+        self.sid_tenant[sids] = -1
+        self.sid_last[sids] = 0
+        self.sid_flushed[sids] = NO_TS
+
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="plumbago-maintenance", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.options.flush_interval):
+        refresh = self.options.index_refresh_seconds if not self.private_store else 0
+        next_flush = time.monotonic() + self.options.flush_interval
+        next_refresh = time.monotonic() + refresh if refresh > 0 else float("inf")
+        while not self._stop.wait(max(0.0, min(next_flush, next_refresh) - time.monotonic())):
+            if time.monotonic() >= next_refresh:
+                try:
+                    self.refresh_index()
+                except Exception:
+                    log.exception("index refresh failed")
+                next_refresh = time.monotonic() + refresh
+            if time.monotonic() < next_flush:
+                continue
             try:
                 self.flush()
                 self.stats["compaction_last_merged"] = self.compact()
@@ -623,6 +671,12 @@ class Storage:
                     self._last_retention = time.time()
             except Exception:   # keep the loop alive; the next round retries
                 log.exception("maintenance round failed")
+            next_flush = time.monotonic() + self.options.flush_interval
+
+    # ---- other processes sharing the database ------------------------------------------------------------
+    def refresh_index(self) -> int:
+        """Catch up with other processes sharing the database; returns the number of series added or removed."""
+        return self._refresher.refresh()
 
     def close(self) -> None:
         self._stop.set()
@@ -631,6 +685,17 @@ class Storage:
         self.flush(everything=True)
         self.wal.close()
         self.db.dispose()
+
+
+def _is_private(url: str, data_dir: str) -> bool:
+    """Whether the store is the embedded SQLite database of this data dir (or in memory), which no other
+    process uses: only then may in-memory summaries of the SQL rows (newest time, row directory) be trusted."""
+    if not url.startswith("sqlite"):
+        return False
+    path = url.split("///", 1)[-1] if "///" in url else ""
+    if path in ("", ":memory:"):
+        return True
+    return os.path.abspath(path) == os.path.join(data_dir, "plumbago.db")
 
 
 def _schema_name(key: str) -> str:

@@ -12,6 +12,8 @@ from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaDat
                         UniqueConstraint, create_engine, event)
 from sqlalchemy.engine import Engine
 
+IN_CHUNK = 500   # ids per SQL IN list (SQLite's variable limit is generous, but keep statements small)
+
 metadata = MetaData()
 
 series = Table(
@@ -25,6 +27,7 @@ series = Table(
     Column("mtype", String(32), nullable=False, default=""),
     Column("created_ms", BigInteger, nullable=False),
     UniqueConstraint("tenant", "key_hash", name="uq_series_tenant_key"),
+    sqlite_autoincrement=True,   # ids of deleted series are never reused: other processes may still know them
 )
 
 # Raw samples: one row per series per block, or several "pieces" until compaction merges them.

@@ -66,3 +66,37 @@ def test_metrics_delete_is_recursive(server):
         assert r.json() == {"deletedDefs": 2}
         assert c.get("/metrics/expand", params={"query": "del.*"}).json() == {"results": ["del.b"]}
         assert c.post("/metrics/delete", data={}).status_code == 400
+
+
+def test_overwrite_after_flush_is_not_counted_twice(server_factory, tmp_path):
+    # raw kept 30 min, so the overwritten samples are still there to recompute the buckets from; a render from
+    # 40 min back is served by the 60 s archive
+    config = "storage_schemas: |\n  [all]\n  pattern = .*\n  retentions = 10s:30m,60s:1d\n"
+    now = int(time.time()) // 60 * 60
+    start = now - 20 * 60
+    srv = server_factory(tmp_path / "ow", config=config)
+
+    def post(vals):
+        m = [{"name": "ow.me", "interval": 10, "value": v, "time": start + 10 * i} for i, v in enumerate(vals, 1)]
+        with srv.client() as c:
+            assert c.post("/metrics", json=m).json()["Published"] == len(vals)
+
+    post([1.0] * 12)
+    srv.stop()                         # SIGTERM flushes the head: the buckets are in SQL
+    srv.start()
+    post([3.0] * 6)                    # the first minute again, other values
+    srv.stop()
+    srv.start()
+    with srv.client() as c:
+        pts = [(v, ts) for v, ts in values(c, "ow.me", now - 40 * 60, now) if v is not None]
+        assert pts == [(3.0, start + 60), (1.0, start + 120)]                     # avg
+        sums = [v for v, _ in values(c, "consolidateBy(ow.me,'sum')", now - 40 * 60, now) if v is not None]
+        assert sums == [18.0, 6.0]
+        late = [{"name": "ow.me", "interval": 10, "value": 5.0, "time": start + 115}]   # a new timestamp: added
+        assert c.post("/metrics", json=late).json()["Published"] == 1
+    srv.stop()
+    srv.start()
+    with srv.client() as c:
+        sums = [v for v, _ in values(c, "consolidateBy(ow.me,'sum')", now - 40 * 60, now) if v is not None]
+        assert sums == [18.0, 11.0]
+    assert srv.stop() == 0

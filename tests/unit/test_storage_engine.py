@@ -173,6 +173,38 @@ def test_compaction_merges_closed_windows(tmp_path):
     st.close()
 
 
+def test_closed_blocks_grow_the_open_window_chunk(tmp_path):
+    """Closed 2 h blocks join their day's chunk as they close (rows of a block still open, from a forced
+    flush, are merged along but do not trigger a merge); a later write to a merged window still wins."""
+    st = open_storage(tmp_path)
+    day, block = 86_400_000, 7_200_000
+    start = (T0 // day) * day
+    from sqlalchemy import func, select
+    from storage import sql
+    rows = lambda: st.db.connect().execute(
+        select(sql.chunks.c.block_start).order_by(sql.chunks.c.block_start)).scalars().all()
+    for b in range(3):                         # three blocks of 10-minute samples, flushed one by one
+        st.write("anonymous", ["gw"] * 12, start + b * block + 600_000 * np.arange(12), np.full(12, float(b)))
+        st.flush(everything=True)
+    assert len(rows()) == 3
+    after = start + st.options.flush_grace * 1000 + 60_000    # when a block's end is past the grace
+    st.compact(now_ms=after + block)                    # only the first block is closed: nothing to fold
+    assert len(rows()) == 3
+    st.compact(now_ms=after + 2 * block)                # two closed: folded, the open block's row along
+    assert rows() == [start]
+    st.compact(now_ms=after + 3 * block)                # one row: nothing more to do
+    assert rows() == [start]
+    st.write("anonymous", ["gw"], np.array([start + block]), np.array([42.0]))   # a late overwrite
+    st.write("anonymous", ["gw"] * 12, start + 3 * block + 600_000 * np.arange(12), np.full(12, 3.0))
+    st.flush(everything=True)
+    st.compact(now_ms=after + 4 * block)
+    assert rows() == [start]
+    sid = st.resolve("anonymous", ["gw"])
+    ts, vals = st.read_raw(sid, start, start + day)[0]
+    assert len(ts) == 48 and vals[12] == 42.0 and vals[:12].tolist() == [0.0] * 12 and vals[-1] == 3.0
+    st.close()
+
+
 def test_rollup_pieces_are_folded(tmp_path):
     st = open_storage(tmp_path)
     st.set_config_text("anonymous", SCHEMAS, "[all]\npattern = .*\nretentions = 10s:1d,60s:30d\n")
