@@ -103,11 +103,15 @@ def build_app(settings: dict) -> Starlette:
         try:
             yield
         finally:
-            for server in servers:
-                server.close()
-            app.state.storage = None
-            await blocking(storage.close)
-            log.info("plumbago stopped; head flushed")
+            try:
+                for server in servers:
+                    server.close()
+                for server in servers:      # every carbon line already received is written before the flush
+                    await server.wait_closed()
+            finally:
+                app.state.storage = None
+                await blocking(storage.close)
+                log.info("plumbago stopped; head flushed")
 
     async def server_error(request: Request, exc: Exception):
         log.exception("internal error on %s", request.url.path, exc_info=exc)
@@ -126,7 +130,8 @@ def _open_storage(settings: dict) -> Storage:
     s = settings["storage"]
     options = EngineOptions(block_seconds=int(s["block_seconds"]), flush_interval=float(s["flush_interval"]),
                             flush_grace=int(s["flush_grace"]), max_head_samples=int(s["max_head_samples"]),
-                            retention_interval=float(s["retention_interval"]), wal_fsync=bool(s["wal_fsync"]))
+                            retention_interval=float(s["retention_interval"]), wal_fsync=bool(s["wal_fsync"]),
+                            index_refresh_seconds=float(s["index_refresh_seconds"]))
     storage = Storage(settings["data_dir"], settings.get("database_url"), options)
     storage.set_default_config_texts(settings.get("storage_schemas"), settings.get("storage_aggregation"))
     storage.limits = Limits(settings.get("limits"))
@@ -150,7 +155,7 @@ async def _start_carbon(app: Starlette, settings: dict) -> list:
     tenant = settings["ingest"]["carbon_tenant"]
     storage = app.state.storage
 
-    def on_batch(batch):
+    def on_batch(batch):                # called from each listener's writer thread
         write_carbon_batch(storage, tenant, batch)
 
     stats = carbon.CarbonStats()

@@ -1,5 +1,7 @@
 """An acknowledged write survives kill -9; a restart restores index, data and configs."""
+import pickle
 import socket
+import struct
 import time
 
 from tests.conftest import free_port
@@ -67,3 +69,23 @@ def test_carbon_plaintext_listener(server_factory, tmp_path):
         assert [v for v, _ in r.json()[0]["datapoints"] if v is not None] == [1.5]
         assert c.get("/tags/findSeries", params={"expr": "dc=x"}).json() == ["carbon.b;dc=x"]
         assert "plumbago_carbon_lines_invalid_total 1.0" in c.get("/metrics").text
+
+
+def test_carbon_lines_sent_right_before_sigterm_survive_restart(server_factory, tmp_path):
+    port, pickle_port = free_port(), free_port()
+    srv = server_factory(tmp_path / "d4", extra_args=["--carbon-port", str(port), "--pickle-port", str(pickle_port)])
+    plain = b"".join(b"last.p%d %d %d\n" % (i % 10, i, NOW + 10 * (i // 10)) for i in range(500))
+    frame = pickle.dumps([(f"last.k{i % 10}", (NOW + 10 * (i // 10), float(i))) for i in range(500)], protocol=2)
+    with socket.create_connection(("127.0.0.1", port)) as s, socket.create_connection(("127.0.0.1", pickle_port)) as k:
+        s.sendall(plain + b"last.partial 1 ")        # a line cut short by the shutdown is not stored
+        k.sendall(struct.pack(">I", len(frame)) + frame)
+        assert srv.stop() == 0                       # SIGTERM at once, both connections still open
+    wal = list((tmp_path / "d4" / "wal").glob("*.wal"))
+    assert sum(f.stat().st_size for f in wal) == 0   # the carbon lines were written before the final flush
+    srv2 = server_factory(tmp_path / "d4")
+    with srv2.client() as c:
+        r = c.get("/render", params={"target": "last.*", "from": str(NOW - 10), "until": str(NOW + 500),
+                                     "maxDataPoints": "0"})
+        got = {s["target"]: [v for v, _ in s["datapoints"] if v is not None] for s in r.json()}
+        expected = {f"last.{kind}{j}": [float(i) for i in range(j, 500, 10)] for kind in "pk" for j in range(10)}
+        assert got == expected

@@ -1,5 +1,6 @@
 """Carbon plaintext and pickle protocols (graphite_api.carbon), parsers and real TCP listeners."""
 import asyncio
+import importlib.util
 import math
 import os
 import pickle
@@ -11,6 +12,7 @@ from graphite_api import carbon
 from graphite_api.carbon import (CarbonStats, parse_pickle, parse_plaintext, start_pickle_server,
                                  start_plaintext_server)
 from graphite_api.ingest import IngestError
+from storage.limits import LimitError
 
 NOW = 1700000000
 
@@ -297,3 +299,173 @@ def test_pickle_listener_oversize_frame_closes_connection():
         server.close()
         await server.wait_closed()
     asyncio.run(main())
+
+
+# --- off-loop writer: group commit, backpressure, shutdown -------------------------------------------------
+# on asyncio's loop and on uvloop (which uvicorn picks when installed)
+
+LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
+
+
+def _run(coro, loop: str):
+    if loop == "uvloop":
+        import uvloop
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+class _Gate:
+    """An on_batch whose first call blocks (like a slow fsync) until the test opens the gate."""
+
+    def __init__(self, fail=lambda batch: False):
+        import threading
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+        self.opened_in_time = None
+        self.calls = []
+        self.fail = fail
+
+    def __call__(self, batch):
+        if not self.entered.is_set():
+            self.entered.set()
+            self.opened_in_time = self.opened.wait(10)
+        if self.fail(batch):
+            raise LimitError("too many", "test-limit")
+        self.calls.append(batch)
+
+    def names(self):
+        return [n for b in self.calls for n in b.names]
+
+
+async def _send(writer, data: bytes):
+    writer.write(data)
+    await writer.drain()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_event_loop_serves_while_on_batch_blocks(loop):
+    """The storage write runs off the event loop: while it is stuck, the loop accepts and reads connections."""
+    async def main():
+        gate = _Gate()
+        server = await start_plaintext_server("127.0.0.1", 0, gate)
+        port = server.sockets[0].getsockname()[1]
+        _, w1 = await asyncio.open_connection("127.0.0.1", port)
+        await _send(w1, b"a 1 1\n")
+        await _wait_for(gate.entered.is_set)            # on_batch is now blocked in the writer thread
+        _, w2 = await asyncio.open_connection("127.0.0.1", port)
+        await _send(w2, b"b 2 2\n")
+        await _wait_for(lambda: server.stats.connections == 2 and server._queued)   # read while blocked
+        gate.opened.set()
+        await _wait_for(lambda: gate.names() == ["a", "b"])
+        assert gate.opened_in_time                      # with on_batch on the loop, this wait times out
+        for w in (w1, w2):
+            w.close()
+        server.close()
+        await server.wait_closed()
+    _run(main(), loop)
+
+
+def test_small_reads_are_group_committed_in_order():
+    async def main():
+        gate = _Gate()
+        server = await start_plaintext_server("127.0.0.1", 0, gate)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        n = 300
+        await _send(writer, b"m.0 0 1000\n")
+        await _wait_for(gate.entered.is_set)
+        sent = 0
+        for i in range(1, n):                          # one line per write, each split in two writes
+            line = b"m.%d %d %d\n" % (i % 7, i, 1000 + i)
+            await _send(writer, line[:3])
+            await _send(writer, line[3:])
+            sent += len(line)
+        # every line has been read and queued (a queued chunk is its lines without the last newline)
+        await _wait_for(lambda: sum(len(c) + 1 for c in server._queued) == sent)
+        gate.opened.set()
+        await _wait_for(lambda: server.stats.lines_received == n)                # counted after on_batch
+        assert [v for b in gate.calls for v in b.values.tolist()] == [float(i) for i in range(n)]
+        assert len(gate.calls) == 2                     # the first line, then all the others in one write
+        assert server.stats.batches_failed == 0
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_fast_client_gets_backpressure_not_unbounded_memory(loop):
+    async def main():
+        gate = _Gate()
+        max_queued = 256 << 10
+        server = await start_plaintext_server("127.0.0.1", 0, gate, max_queued=max_queued)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        line = b"bp." + b"x" * 200 + b" 1 1700000000\n"
+        n = (32 << 20) // len(line)                     # 32 MiB: more than the kernel's socket buffers hold
+        writer.write(line * n)
+        await _wait_for(gate.entered.is_set)
+        await asyncio.sleep(0.3)
+        assert server._queued_bytes < max_queued + carbon.READ_SIZE
+        assert writer.transport.get_write_buffer_size() > 0     # the client is held back by TCP flow control
+        gate.opened.set()
+        await writer.drain()
+        await _wait_for(lambda: server.stats.lines_received == n, timeout=60)    # counted after on_batch
+        assert sum(b.published for b in gate.calls) == n
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    _run(main(), loop)
+
+
+def test_limit_error_in_a_group_loses_only_that_read():
+    async def main():
+        gate = _Gate(fail=lambda batch: "over.limit" in batch.names)
+        server = await start_plaintext_server("127.0.0.1", 0, gate)
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        await _send(writer, b"first 1 1\n")
+        await _wait_for(gate.entered.is_set)
+        for data in (b"ok1 1 1\nbad line\n", b"over.limit 1 1\n", b"ok2 1 1\n"):   # three reads, one group
+            await _send(writer, data)
+            await _wait_for(lambda: server._queued and server._queued[-1] == data.rstrip(b"\n"))
+        gate.opened.set()
+        await _wait_for(lambda: server.stats.lines_received == 5)
+        assert gate.names() == ["first", "ok1", "ok2"]
+        assert server.stats.batches_failed == 1 and server.stats.lines_invalid == 1
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("protocol", ["plaintext", "pickle"])
+def test_close_delivers_everything_received_before_returning(protocol, loop):
+    """Shutdown: close() + wait_closed() returns only after every complete line sent before it was delivered,
+    also from connections the client keeps open; a partial last line is dropped."""
+    async def main():
+        gate = _Gate()
+        if protocol == "plaintext":
+            server = await start_plaintext_server("127.0.0.1", 0, gate)
+            data = b"".join(b"s.%d %d %d\n" % (i, i, 1000 + i) for i in range(2000)) + b"s.partial 1 10"
+            first = data.index(b"\n") + 1
+        else:
+            server = await start_pickle_server("127.0.0.1", 0, gate)
+            frames = [_frame([("s.%d" % i, (1000 + i, float(i))) for i in range(k, k + 100)]) for k in range(0, 2000, 100)]
+            data = b"".join(frames) + _frame([("s.partial", (10, 1.0))])[:-5]
+            first = len(frames[0])
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await _send(writer, data[:first])
+        await _wait_for(gate.entered.is_set)            # the writer is busy: the rest stays queued or unread
+        await _send(writer, data[first:])
+        server.close()
+        closing = asyncio.ensure_future(server.wait_closed())
+        await asyncio.sleep(0.1)
+        assert not closing.done()                       # still waiting for on_batch
+        gate.opened.set()
+        await asyncio.wait_for(closing, 10)
+        assert gate.names() == ["s.%d" % i for i in range(2000)]
+        assert await asyncio.wait_for(reader.read(), 5) == b""   # the server closed the connection
+        writer.close()
+    _run(main(), loop)
