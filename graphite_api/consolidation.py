@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .series import Series
+from .series import Series, stacked_view
 
 __all__ = [
     "AGGREGATORS",
@@ -112,6 +112,17 @@ def _count(a, mask, cnt):
     return cnt.astype(np.float64)
 
 
+# Reductions of null-free data need no mask: the common case of full buckets, done without temporaries.
+_NO_NULLS: dict[str, Callable] = {
+    "_sum": lambda a: a.sum(axis=-1),
+    "_average": lambda a: a.sum(axis=-1) / a.shape[-1],
+    "_max": lambda a: a.max(axis=-1),
+    "_min": lambda a: a.min(axis=-1),
+    "_first": lambda a: a[..., 0].copy(),
+    "_last": lambda a: a[..., -1].copy(),
+}
+
+
 def _with_null_rule(core) -> Callable:
     """Wrap a core reduction with NaN skipping and graphite-web's xFilesFactor rule.
 
@@ -123,7 +134,12 @@ def _with_null_rule(core) -> Callable:
         k = a.shape[-1]
         if k == 0:
             return np.full(a.shape[:-1], np.nan)
-        mask = ~np.isnan(a)
+        nan = np.isnan(a)
+        fast = _NO_NULLS.get(core.__name__)
+        if fast is not None and (not xff or k / (k if total is None else total) >= xff) and not nan.any():
+            with np.errstate(invalid="ignore", over="ignore"):
+                return np.asarray(fast(a), dtype=np.float64)    # nothing to skip, no bucket can be null
+        mask = ~nan
         cnt = mask.sum(axis=-1)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             out = np.asarray(core(a, mask, cnt), dtype=np.float64)
@@ -233,7 +249,8 @@ def apply_max_data_points(series_list: list[Series], max_data_points: int) -> li
         groups.setdefault((size, drop, agg_num, s.consolidation, s.xfiles_factor), []).append(i)
     # Series of one shape (a glob's usual result) are consolidated together as one matrix.
     for (size, drop, agg_num, func, xff), members in groups.items():
-        matrix = np.stack([series_list[i].values[drop:] for i in members])
+        rows = stacked_view([series_list[i].values for i in members])
+        matrix = rows[:, drop:] if rows is not None else np.stack([series_list[i].values[drop:] for i in members])
         consolidated = _bucket_rows(matrix, agg_num, func, xff)
         for row, i in enumerate(members):
             s = series_list[i]

@@ -45,3 +45,28 @@ class Series:
                     values_per_point=self.values_per_point)
         base.update(changes)
         return Series(**base)
+
+
+def stacked_view(arrays: list[np.ndarray]) -> np.ndarray | None:
+    """The arrays as one 2-D array without a copy when they are consecutive rows of one matrix, else None.
+
+    fetch returns the series of one archive as rows of one matrix in name order, so a glob's series usually
+    are; stacking them again would copy every value of the request.
+    """
+    if not arrays:
+        return None
+    first = arrays[0]
+    base = first.base
+    if (base is None or base.ndim != 2 or not base.flags.c_contiguous or first.ndim != 1
+            or len(first) != base.shape[1] or first.dtype != base.dtype):
+        return None
+    row_bytes = base.strides[0]
+    origin = base.__array_interface__["data"][0]
+    at = first.__array_interface__["data"][0]
+    row, rem = divmod(at - origin, row_bytes) if row_bytes else (0, 1)
+    if rem or row + len(arrays) > base.shape[0]:
+        return None
+    for k, a in enumerate(arrays):
+        if a.base is not base or a.__array_interface__["data"][0] != at + k * row_bytes or a.shape != first.shape:
+            return None
+    return base[row:row + len(arrays)]

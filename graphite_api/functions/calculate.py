@@ -7,6 +7,8 @@ themselves; scalar arguments are still checked against the declared params with 
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import math
 
 import numpy as np
@@ -71,7 +73,7 @@ def evaluate_here(ctx, node) -> list[Series]:
     The request's prefetch keyed each path by the consolidateBy around it; a raw function is not told that
     context, so when its keys are missing (raw call inside consolidateBy) the subtree is fetched again.
     """
-    keys: set = set()
+    keys = Counter()
     evaluator._fetch_keys(node, None, keys)
     if all(k in ctx.prefetched for k in keys):
         return evaluator.evaluate(ctx, node)

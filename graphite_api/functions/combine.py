@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..consolidation import consolidate, get_aggregator, normalize_with_bounds
-from ..series import Series
+from ..series import Series, stacked_view
 from .common import agg_key, format_g, unique_path_expressions
 from .registry import (AGG_FUNC, ANY, BOOLEAN, FLOAT, NODE_OR_TAG, SERIES_LIST, FunctionError, Param, register)
 
@@ -90,7 +90,11 @@ def flatten(series_lists) -> list[Series]:
 
 
 def stack(arrays: list[np.ndarray]) -> np.ndarray:
-    """Rows padded with NaN to the longest: graphite-web's zip_longest over series, as one 2-D array."""
+    """Rows padded with NaN to the longest: graphite-web's zip_longest over series, as one 2-D array (a
+    read-only view of the fetch matrix when the arrays are its consecutive rows)."""
+    view = stacked_view(arrays)
+    if view is not None:
+        return view
     lengths = {len(a) for a in arrays}
     if len(lengths) == 1:
         return np.vstack(arrays)
