@@ -17,6 +17,48 @@ GWREF_TOOL = Path(os.environ.get("GWREF_TOOL") or ROOT.parent / "shared" / "tool
 GWREF_VENV = Path(os.environ.get("GWREF_VENV") or ROOT / ".gwref-venv")
 
 
+class HttpClient:
+    """A keep-alive HTTP/1.1 client on http.client: timed requests should measure the server, and httpx
+    spends ~0.8 ms of Python per request (a 20-request dashboard: ~18 ms), more than some renders take.
+    Both sides of a comparison use the same client."""
+
+    def __init__(self, base_url: str, timeout: float = 300):
+        import http.client
+        from urllib.parse import urlsplit
+        url = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+
+    def get(self, path: str, params: dict | None = None) -> tuple[int, bytes]:
+        import http.client
+        from urllib.parse import urlencode
+        url = path + ("?" + urlencode(params) if params else "")
+        for attempt in (1, 2):
+            try:
+                self.conn.request("GET", url)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()      # the server closed an idle keep-alive connection: reconnect once
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get_ok(self, path: str, params: dict | None = None) -> bytes:
+        status, body = self.get(path, params)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
+        return body
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "HttpClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ then 3 times; the median dashboard time is compared. Results are checked to agre
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -14,11 +15,10 @@ import sys
 import tempfile
 import time
 
-import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import (GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report,  # noqa
+from common import (GWREF_VENV, HttpClient, Plumbago, free_port, gwref_module, load_plaintext, report,  # noqa
                     wait_compacted, write_whisper)
 
 HOSTS, METRICS, STEP, N = 50, 10, 60, 1440          # 50 hosts x 10 metrics = 500 series, 24 h at 60 s
@@ -84,15 +84,15 @@ def main() -> int:
         return {"target": t, "from": str(FROM), "until": str(UNTIL), "format": "json", "maxDataPoints": "800"}
 
     with gwref.Reference(str(GWREF_VENV), storage_dir=os.path.join(work, "graphite")) as ref, \
-            httpx.Client(base_url=srv.url, timeout=300) as client:
+            HttpClient(srv.url) as client:
         for t in TARGETS:      # same series names on both sides
-            ours = [s["target"] for s in client.get("/render", params=params(t)).json()]
+            ours = [s["target"] for s in json.loads(client.get_ok("/render", params(t)))]
             theirs = [s["target"] for s in ref.render([t], FROM, UNTIL, max_data_points=800)]
             assert ours == theirs, (t, ours[:3], theirs[:3])
 
         def dash_plumbago():
             for t in TARGETS:
-                client.get("/render", params=params(t)).raise_for_status()
+                client.get_ok("/render", params(t))
 
         def dash_graphite():
             for t in TARGETS:
@@ -100,11 +100,11 @@ def main() -> int:
                 assert status == 200
 
         gw_url, gw_proc = ref.serve()
-        gw_client = httpx.Client(base_url=gw_url, timeout=300)
+        gw_client = HttpClient(gw_url)
 
         def dash_graphite_http():
             for t in TARGETS:
-                gw_client.get("/render", params=params(t)).raise_for_status()
+                gw_client.get_ok("/render", params(t))
 
         times = {}
         for name, fn in (("plumbago", dash_plumbago), ("graphite-web", dash_graphite),

@@ -6,18 +6,18 @@ graphite-web in-process through Django's test client (no HTTP cost on its side).
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
 
-import httpx
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import (GWREF_VENV, Plumbago, free_port, gwref_module, load_plaintext, report, timed,  # noqa: E402
-                    wait_compacted, write_whisper)
+from common import (GWREF_VENV, HttpClient, Plumbago, free_port, gwref_module, load_plaintext, report,  # noqa: E402
+                    timed, wait_compacted, write_whisper)
 
 SERIES, STEP, HOURS = int(os.environ.get("BENCH_SERIES", 1000)), 10, 24
 N = HOURS * 3600 // STEP
@@ -57,18 +57,18 @@ def main() -> int:
         cases.append(("glob_raw", "bench.*.cpu", 0))
     ok = True
     with gwref.Reference(str(GWREF_VENV), storage_dir=storage) as ref, \
-            httpx.Client(base_url=srv.url, timeout=300) as client:
+            HttpClient(srv.url) as client:
         for name, target, mdp in cases:
             params = {"target": target, "from": str(FROM), "until": str(UNTIL), "format": "json",
                       "maxDataPoints": str(mdp)}
             t0 = time.perf_counter()
-            first = client.get("/render", params=params)
+            first = client.get_ok("/render", params)
             cold = time.perf_counter() - t0
-            got = first.json()
+            got = json.loads(first)
             want = ref.render([target], FROM, UNTIL, max_data_points=mdp or None)
             points = sum(len(s["datapoints"]) for s in got)
             assert len(got) == len(want), (name, len(got), len(want))
-            ours = timed(lambda: client.get("/render", params=params).raise_for_status(), repeat=3)
+            ours = timed(lambda: client.get_ok("/render", params), repeat=3)
             theirs = timed(lambda: ref.render_raw([target], FROM, UNTIL, max_data_points=mdp or None), repeat=3)
             report(f"render_{name} ({len(got)} series, {points} points out)", ours * 1000, theirs * 1000, "ms",
                    f"target >= 20x faster; first request after restart {cold * 1000:.0f} ms = "

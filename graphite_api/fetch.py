@@ -141,8 +141,7 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
         # One matrix per archive and step: every sample is scattered into its slot in one numpy operation.
         matrix = np.full((len(members), n), np.nan)
         if archive == 0:
-            _scatter_raw(matrix, storage.read_raw_pieces(ids, (first - step + 1) * 1000, last * 1000),
-                         first * 1000, step * 1000)
+            storage.read_raw_slots(ids, first * 1000, step * 1000, matrix)
         else:
             for i, (ts, cols) in enumerate(storage.read_rollup(ids, step, first * 1000, last * 1000)):
                 pos = (ts // 1000 - first) // step
@@ -159,43 +158,6 @@ def fetch(ctx: FetchContext, sids: list[int], path_expression: str, consolidate:
         raise FetchLimitError(f"request would return {ctx.stats['points']} points, over the limit of {ctx.max_points}")
     out.sort(key=lambda s: s.name)
     return out
-
-
-def _scatter_raw(matrix: np.ndarray, pieces: list, first_ms: int, step_ms: int) -> None:
-    """Place raw samples into their grid slots. The slot of a sample is the first grid time at or after it
-    (quantised forward); read_raw_pieces cuts pieces to the matrix's window, so every slot is inside its row.
-    Pieces come in write order and a later write into a slot wins.
-
-    Regular pieces (one sample per step, on the grid) are copied as slices; the others are scattered in one
-    numpy pass. The two groups may be applied in either order only when no two pieces of a row overlap in
-    time (the usual case); otherwise every piece goes through the ordered scatter."""
-    if not pieces:
-        return
-    n = matrix.shape[1]
-    flat_matrix = matrix.reshape(-1)
-    count = len(pieces)
-    rows = np.fromiter((p[0] for p in pieces), np.int64, count)
-    lengths = np.fromiter((len(p[1]) for p in pieces), np.int64, count)
-    firsts = np.fromiter((p[1][0] for p in pieces), np.int64, count)
-    lasts = np.fromiter((p[1][-1] for p in pieces), np.int64, count)
-    regular = (firsts % step_ms == 0) & (lasts - firsts == (lengths - 1) * step_ms)
-    order = np.lexsort((firsts, rows))
-    r, f, la = rows[order], firsts[order], lasts[order]
-    overlapping = bool(np.any((r[1:] == r[:-1]) & (f[1:] <= la[:-1])))
-    if overlapping:
-        regular[:] = False
-    else:
-        offsets = rows * n + (firsts - first_ms) // step_ms
-        for k, start, length in zip(np.flatnonzero(regular).tolist(), offsets[regular].tolist(),
-                                    lengths[regular].tolist()):
-            flat_matrix[start:start + length] = pieces[k][2]
-    rest = np.flatnonzero(~regular).tolist()
-    if rest:
-        ts = np.concatenate([pieces[k][1] for k in rest])
-        vals = np.concatenate([pieces[k][2] for k in rest])
-        # flat slot = row * n + ceil((ts - first_ms) / step_ms), folded into one shift per piece
-        shift = rows[rest] * (n * step_ms) - first_ms + (step_ms - 1)
-        flat_matrix[(np.repeat(shift, lengths[rest]) + ts) // step_ms] = vals
 
 
 def _display(labels) -> str:

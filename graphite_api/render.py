@@ -67,19 +67,25 @@ async def render_view(request: Request) -> Response:
                             max_points=min(limits["max_points_per_request"], tenant_limits.max_points_per_render),
                             xfiles_factor=xff)
         ctx = EvalContext(fetch=fctx, params=dict(params))
+        graphite_web_mdp = limits.get("consolidation") == "graphite-web"
+        options = {"from": start, "until": end, "jsonp": params.get("jsonp"), "tz": tz, "maxDataPoints": mdp,
+                   "noNullPoints": flag(params, "noNullPoints"), "meta": flag(params, "meta"),
+                   "pretty": flag(params, "pretty")}
+
+        def produce() -> tuple[bytes, str]:
+            # evaluation, consolidation and encoding all off the event loop: encoding a large response
+            # takes as long as the rest, and other requests must not wait for it
+            series = evaluate_targets(ctx, trees)
+            if mdp > 0:
+                series = (consolidation.apply_max_data_points_graphite_web(series, mdp) if graphite_web_mdp
+                          else consolidation.apply_max_data_points(series, mdp))
+            return render_formats.encode(fmt, series, options)
+
         try:
-            series = await asyncio.wait_for(blocking(evaluate_targets, ctx, trees), tenant_limits.query_timeout)
+            body, ctype = await asyncio.wait_for(blocking(produce), tenant_limits.query_timeout)
         except asyncio.TimeoutError:
             return text_error(f"query timed out after {tenant_limits.query_timeout:g}s (err-plumbago-query-timeout)",
                               503)
-        if mdp > 0:
-            if limits.get("consolidation") == "graphite-web":
-                series = consolidation.apply_max_data_points_graphite_web(series, mdp)
-            else:
-                series = consolidation.apply_max_data_points(series, mdp)
-        body, ctype = render_formats.encode(fmt, series, {
-            "from": start, "until": end, "jsonp": params.get("jsonp"), "noNullPoints": flag(params, "noNullPoints"),
-            "meta": flag(params, "meta"), "tz": tz, "maxDataPoints": mdp, "pretty": flag(params, "pretty")})
         return Response(body, 200, media_type=ctype)
     except BadRequest as exc:
         return text_error(exc.message, exc.status)

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import codec, rollup, sql
+from . import codec, rollup, slots, sql
 from .cache import ChunkCache
 from .head import Head
 from .index import Index, TenantIndex
@@ -320,6 +320,30 @@ class Storage:
                 a, b = np.searchsorted(ts, (start_ms, end_ms + 1))
                 ts, vals = ts[a:b], vals[a:b]
             out.append((pos[sid], ts, vals))
+        return out + self._memory_pieces(sids, start_ms, end_ms)
+
+    def read_raw_slots(self, sids: np.ndarray, first_ms: int, step_ms: int, matrix: np.ndarray) -> None:
+        """Fill matrix[i, k] (NaN-initialised) with the raw sample of sids[i] in slot first_ms + k*step_ms, as
+        storage/slots.py defines slots; chunks are placed through their cached grid forms."""
+        n = matrix.shape[1]
+        start_ms, end_ms = first_ms - step_ms + 1, first_ms + (n - 1) * step_ms
+        sids = np.asarray(sids, dtype=np.int64)
+        pos = {sid: i for i, sid in enumerate(sids.tolist())}
+        chunks = self._read_table(sql.chunks, sids, start_ms, end_ms, None)
+        keys = [("g", step_ms, *row) for row, _ in chunks]
+        forms = self.cache.get_many(keys)
+        grids = []
+        for key, (row, (ts, vals)), form in zip(keys, chunks, forms):
+            if form is None:
+                form = slots.grid_form(ts, vals, step_ms)
+                self.cache.put(key, form, form[1].nbytes)
+            grids.append((pos[row[1]], form[0], form[1]))
+        pieces = self._memory_pieces(sids, start_ms, end_ms)
+        slots.place(matrix, first_ms, step_ms, grids, pieces, lambda: self.read_raw_pieces(sids, start_ms, end_ms))
+
+    def _memory_pieces(self, sids: np.ndarray, start_ms: int, end_ms: int) -> list:
+        """(row, ts, values) of the samples not yet in SQL: being flushed, then the head (write order)."""
+        out = []
         for store in (self.flushing, self.head):
             for i, (ts, vals) in enumerate(store.read(sids, start_ms, end_ms)):
                 if len(ts):

@@ -15,6 +15,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def empty_postgres_url() -> str:
+    """PLUMBAGO_TEST_DATABASE_URL with an empty plumbago schema (the test is skipped when it is unset)."""
+    url = os.environ.get("PLUMBAGO_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("PLUMBAGO_TEST_DATABASE_URL not set")
+    from storage import sql
+    engine = sql.connect(url)
+    sql.metadata.drop_all(engine)   # each test starts from an empty schema
+    engine.dispose()
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,9 +1,9 @@
-import os
 
 import numpy as np
 import pytest
 
-from storage.engine import AGGREGATIONS, SCHEMAS, EngineOptions, Storage
+from storage.engine import SCHEMAS, EngineOptions, Storage
+from tests.conftest import empty_postgres_url
 
 T0 = 1_700_000_000_000   # ms, on a 2 h block boundary? (not required)
 
@@ -16,15 +16,7 @@ def open_storage(path, url=None, **opts):
 def db_url(request, tmp_path):
     if request.param == "sqlite":
         return None
-    url = os.environ.get("PLUMBAGO_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("PLUMBAGO_TEST_DATABASE_URL not set")
-    import sqlalchemy
-    from storage import sql
-    engine = sql.connect(url)
-    sql.metadata.drop_all(engine)   # each test starts from an empty schema
-    engine.dispose()
-    return url
+    return empty_postgres_url()
 
 
 def write_series(st, names, n, step_ms=10_000, start=T0, tenant="anonymous"):
@@ -179,7 +171,7 @@ def test_closed_blocks_grow_the_open_window_chunk(tmp_path):
     st = open_storage(tmp_path)
     day, block = 86_400_000, 7_200_000
     start = (T0 // day) * day
-    from sqlalchemy import func, select
+    from sqlalchemy import select
     from storage import sql
     rows = lambda: st.db.connect().execute(
         select(sql.chunks.c.block_start).order_by(sql.chunks.c.block_start)).scalars().all()

@@ -67,3 +67,19 @@ def test_postings_grow_from_int_to_array():
     assert idx.select([Matcher("job", "=", "j1")]).tolist() == [1, 3, 5]
     assert idx.label_values("__name__") == {"m": 5}
     assert isinstance(idx.all_ids(), np.ndarray)
+
+
+def test_level_walk_matches_the_recursive_walk():
+    """find_nodes walks globs without `**` level by level; same nodes, same order as the recursive walk."""
+    import random
+    from storage.index import ANY
+    rnd = random.Random(5)
+    idx = TenantIndex("t")
+    names = sorted({".".join(rnd.choice("abc") + str(rnd.randint(0, 3)) for _ in range(rnd.randint(1, 4)))
+                    for _ in range(300)})
+    for sid, name in enumerate(names):
+        idx.add(sid, name)
+    choices = [ANY, "a1", "b2", frozenset({"a0", "c3", "zz"}), lambda n: n.startswith("b")]
+    for _ in range(200):
+        pats = [rnd.choice(choices) for _ in range(rnd.randint(1, 4))]
+        assert list(idx.find_nodes(pats)) == list(idx._walk(idx.tree, "", pats, 0))

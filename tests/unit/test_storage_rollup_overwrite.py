@@ -1,6 +1,5 @@
 """Rollup buckets stay right when a sample already flushed to SQL is written again (the later write wins, as in
 the raw data), while new and late (but distinct) samples keep being added piece by piece."""
-import os
 
 import numpy as np
 import pytest
@@ -8,6 +7,7 @@ from sqlalchemy import func, select
 
 from storage import sql
 from storage.engine import SCHEMAS, EngineOptions, Storage
+from tests.conftest import empty_postgres_url
 
 T0 = 1_700_000_000_000
 MIN = 60_000
@@ -19,13 +19,7 @@ SCHEMA = "[all]\npattern = .*\nretentions = 10s:1d,60s:30d,300s:1y\n"
 def db_url(request):
     if request.param == "sqlite":
         return None
-    url = os.environ.get("PLUMBAGO_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("PLUMBAGO_TEST_DATABASE_URL not set")
-    engine = sql.connect(url)
-    sql.metadata.drop_all(engine)
-    engine.dispose()
-    return url
+    return empty_postgres_url()
 
 
 def open_storage(path, url=None, schema=SCHEMA):

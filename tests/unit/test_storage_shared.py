@@ -1,14 +1,13 @@
 """Several Storage instances (processes) on one database: each picks up the series, data, deletions and configs
 of the others with `refresh_index` (run by the maintenance loop every `index_refresh_seconds`)."""
-import os
 import time
 
 import numpy as np
 import pytest
 
-from storage import sql
 from storage.engine import SCHEMAS, EngineOptions, Storage
 from storage.refresh import IdWatermark
+from tests.conftest import empty_postgres_url
 
 T0 = 1_700_000_000_000
 
@@ -17,13 +16,7 @@ T0 = 1_700_000_000_000
 def shared_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'shared' / 'plumbago.db'}"
-    url = os.environ.get("PLUMBAGO_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("PLUMBAGO_TEST_DATABASE_URL not set")
-    engine = sql.connect(url)
-    sql.metadata.drop_all(engine)   # each test starts from an empty schema
-    engine.dispose()
-    return url
+    return empty_postgres_url()
 
 
 def open_storage(path, url, **opts):
