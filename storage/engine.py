@@ -336,7 +336,7 @@ class Storage:
         for key, (row, (ts, vals)), form in zip(keys, chunks, forms):
             if form is None:
                 form = slots.grid_form(ts, vals, step_ms)
-                self.cache.put(key, form, form[1].nbytes)
+                self.cache.put(key, form, form[1].nbytes)    # counted even when shared with the chunk: a bound
             grids.append((pos[row[1]], form[0], form[1]))
         pieces = self._memory_pieces(sids, start_ms, end_ms)
         slots.place(matrix, first_ms, step_ms, grids, pieces, lambda: self.read_raw_pieces(sids, start_ms, end_ms))

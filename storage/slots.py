@@ -11,7 +11,11 @@ import numpy as np
 
 
 def grid_form(ts: np.ndarray, values: np.ndarray, step_ms: int) -> tuple[int, np.ndarray]:
-    """(absolute slot of the first value, values per slot) of one sorted chunk."""
+    """(absolute slot of the first value, values per slot) of one sorted chunk. A chunk with one sample per
+    step on the grid is its own grid form (the values array itself, no copy)."""
+    first, last = int(ts[0]), int(ts[-1])
+    if first % step_ms == 0 and last - first == (len(ts) - 1) * step_ms:
+        return first // step_ms, values
     slots = (ts + (step_ms - 1)) // step_ms
     base = int(slots[0])
     out = np.full(int(slots[-1]) - base + 1, np.nan)
