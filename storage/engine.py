@@ -187,7 +187,7 @@ class Storage:
         """Series ids for index keys, creating the missing series (committed before they are used)."""
         idx = self.index.tenant(tenant)
         by_key = idx.by_key
-        found = [by_key.get(k) for k in keys]
+        found = list(map(by_key.get, keys))
         if None in found:
             with self.create_lock:
                 missing: dict[str, int] = {}
