@@ -78,8 +78,7 @@ def _prefetch_with(ctx: EvalContext, tree, consolidate: str | None) -> None:
     ctx.uses.update(keys)
     for kind, text, cons in sorted(keys, key=lambda k: (k[0], k[1], k[2] or "")):
         if kind == "path" and (kind, text, cons) not in ctx.prefetched:
-            ids = find_ids(ctx.fetch, text)
-            ctx.prefetched[(kind, text, cons)] = fetch(ctx.fetch, ids, text, cons)
+            ctx.prefetched[(kind, text, cons)] = _fetch_source(ctx, (kind, text, cons), None)
     # seriesByTag needs its parsed args: resolved while walking the tree
     _prefetch_tags(ctx, tree, consolidate)
 
@@ -89,8 +88,7 @@ def _prefetch_tags(ctx: EvalContext, node, cons) -> None:
         if node.name == "seriesByTag":
             key = ("tags", _series_by_tag_text(node), cons)
             if key not in ctx.prefetched:
-                ids = tag_ids(ctx.fetch, _tag_args(node))
-                ctx.prefetched[key] = fetch(ctx.fetch, ids, _series_by_tag_text(node), cons)
+                ctx.prefetched[key] = _fetch_source(ctx, key, node)
             return
         inner = cons
         if node.name == "consolidateBy" and len(node.args) > 1 and isinstance(node.args[1], g.String):
@@ -149,6 +147,11 @@ def _take(ctx: EvalContext, key: tuple, node) -> list[Series]:
         return [s.copy() for s in series]
     if left == 0:
         return series
+    return _fetch_source(ctx, key, node)
+
+
+def _fetch_source(ctx: EvalContext, key: tuple, node) -> list[Series]:
+    """Fetch one data source: a path expression, or the seriesByTag call `node`."""
     kind, text, cons = key
     ids = find_ids(ctx.fetch, text) if kind == "path" else tag_ids(ctx.fetch, _tag_args(node))
     return fetch(ctx.fetch, ids, text, cons)

@@ -16,14 +16,7 @@ class ChunkCache:
         self.misses = 0
 
     def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
+        return self.get_many([key])[0]
 
     def get_many(self, keys: list) -> list:
         """get() for many keys under one lock: a read of 1,000 series looks up thousands of chunks."""

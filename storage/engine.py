@@ -102,9 +102,7 @@ class Storage:
             self._grow(max(r.id for r in rows))
             self._refresher.series_seen.start(max(r.id for r in rows))
         for r in rows:
-            self.index.tenant(r.tenant).add(r.id, r.key)
-            self.sid_tenant[r.id] = self._tenant_id(r.tenant)
-            self.sid_interval[r.id] = r.interval
+            self._index_row(r)
         self._load_last_times()
         replayed = 0
         for sids, ts, values in self.wal.replay():
@@ -126,13 +124,33 @@ class Storage:
             if self.private_store:
                 self.sql_max_ts = max(known) if known else NO_TS
             self._refresher.chunks_seen.start(conn.execute(select(func.max(sql.chunks.c.id))).scalar() or 0)
+        self.load_newest_times(None)
+
+    def load_newest_times(self, sids: list[int] | None) -> None:
+        """sid_last (and sid_flushed, from raw chunks) of `sids`, or of every series, from the newest chunk and
+        rollup rows in SQL."""
+        from sqlalchemy import func
+        found = []
+        with self.db.connect() as conn:
             for table in (sql.chunks, sql.rollups):
-                for sid, last in conn.execute(select(table.c.series_id, func.max(table.c.max_ts))
-                                              .group_by(table.c.series_id)):
-                    if sid < len(self.sid_last):
-                        self.sid_last[sid] = max(self.sid_last[sid], last)
-                        if table is sql.chunks:
-                            self.sid_flushed[sid] = last
+                query = select(table.c.series_id, func.max(table.c.max_ts)).group_by(table.c.series_id)
+                groups = [None] if sids is None else [sids[i:i + _IN_CHUNK]
+                                                      for i in range(0, len(sids), _IN_CHUNK)]
+                for group in groups:
+                    rows = conn.execute(query if group is None else query.where(table.c.series_id.in_(group)))
+                    found.extend((table is sql.chunks, sid, last) for sid, last in rows)
+        with self.create_lock:
+            for raw, sid, last in found:
+                if sid < len(self.sid_tenant) and self.sid_tenant[sid] >= 0:
+                    self.sid_last[sid] = max(self.sid_last[sid], last)
+                    if raw:
+                        self.sid_flushed[sid] = max(self.sid_flushed[sid], last)
+
+    def _index_row(self, row) -> None:
+        """Index one series row read from SQL (id, tenant, key, interval)."""
+        self.index.tenant(row.tenant).add(row.id, row.key)
+        self.sid_tenant[row.id] = self._tenant_id(row.tenant)
+        self.sid_interval[row.id] = row.interval
 
     def _tenant_id(self, tenant: str) -> int:
         no = self._tenant_no.get(tenant)
@@ -302,10 +320,8 @@ class Storage:
         pos = {sid: i for i, sid in enumerate(sids.tolist())}
         for row, piece in self._read_table(sql.chunks, sids, start_ms, end_ms, None):
             parts[pos[row[1]]].append(piece)
-        for store in (self.flushing, self.head):
-            for i, piece in enumerate(store.read(sids, start_ms, end_ms)):
-                if len(piece[0]):
-                    parts[i].append(piece)
+        for i, ts, vals in self._memory_pieces(sids, start_ms, end_ms):
+            parts[i].append((ts, vals))
         return [_merge_pieces(p, start_ms, end_ms) for p in parts]
 
     def read_raw_pieces(self, sids: np.ndarray, start_ms: int, end_ms: int) -> list[tuple[int, np.ndarray, np.ndarray]]:

@@ -79,28 +79,10 @@ class IndexRefresher:
                 idx = st.index.tenant(r.tenant)
                 if r.key in idx.by_key:       # (cannot happen: one id per tenant and key)
                     continue
-                st.sid_tenant[r.id] = st._tenant_id(r.tenant)
-                st.sid_interval[r.id] = r.interval
-                idx.add(r.id, r.key)
-        self._load_last_times_of([r.id for r in fresh])
+                st._index_row(r)
+        st.load_newest_times([r.id for r in fresh])
         st.stats["index_series_added"] += len(fresh)
         return len(fresh)
-
-    def _load_last_times_of(self, sids: list[int]) -> None:
-        st = self.storage
-        found = []
-        with st.db.connect() as conn:
-            for table in (sql.chunks, sql.rollups):
-                for lo in range(0, len(sids), sql.IN_CHUNK):
-                    found.extend((table is sql.chunks, sid, last) for sid, last in conn.execute(
-                        select(table.c.series_id, func.max(table.c.max_ts))
-                        .where(table.c.series_id.in_(sids[lo:lo + sql.IN_CHUNK])).group_by(table.c.series_id)))
-        with st.create_lock:
-            for raw, sid, last in found:
-                if st.sid_tenant[sid] >= 0:
-                    st.sid_last[sid] = max(st.sid_last[sid], last)
-                    if raw:
-                        st.sid_flushed[sid] = max(st.sid_flushed[sid], last)
 
     def _resync_series(self, conn, top: int) -> int:
         """Full comparison of the series ids up to `top` with SQL: forget the series deleted elsewhere, index

@@ -137,6 +137,18 @@ def _shifted(s: Series, preview: int, values: np.ndarray) -> np.ndarray:
     return values[:room]
 
 
+def _windowed(s: Series, fname: str, window, preview: int, compute) -> Series:
+    """One output series of a moving-window function: `compute(values, points)` over the series fetched with
+    its preview, named and tagged as graphite-web does (a quoted window for time strings)."""
+    if isinstance(window, str):
+        name, points = f'{fname}({s.name},"{window}")', preview // s.step
+    else:
+        name, points = f"{fname}({s.name},{window})", int(window)
+    values = _shifted(s, preview, compute(s.values, points))
+    return s.copy(name=name, start=s.start + preview, values=values, path_expression=name,
+                  tags={**s.tags, fname: str(window)})
+
+
 def _preview(ctx, node: g.Call, window, fname: str) -> tuple[list[Series], int]:
     """Re-evaluate the series argument from `from - preview` and return (series, preview seconds)."""
     series_node = series_arg_node(node)
@@ -170,18 +182,9 @@ def moving_window(ctx, node: g.Call, func: str | None = None) -> list[Series]:
     # storage-aggregation value plumbago's fetch attaches)
     xff_arg = params.get("xFilesFactor")
     xff = float(xff_arg) if xff_arg is not None else request_xff(ctx)
-    out = []
-    for s in series_list:
-        if isinstance(window, str):
-            name = f'{tag}({s.name},"{window}")'
-            points = preview // s.step
-        else:
-            name = f"{tag}({s.name},{window})"
-            points = int(window)
-        values = _shifted(s, preview, _moving_values(s.values, points, canonical, xff))
-        out.append(s.copy(name=name, start=s.start + preview, values=values, path_expression=name,
-                          tags={**s.tags, tag: str(window)}))
-    return out
+    def compute(values, points):
+        return _moving_values(values, points, canonical, xff)
+    return [_windowed(s, tag, window, preview, compute) for s in series_list]
 
 
 _MOVING_PARAMS = [
@@ -259,18 +262,8 @@ def exponential_moving_average(ctx, node):
         constant = 2.0 / (preview + 1)
     else:
         constant = 2.0 / (int(window) + 1)
-    out = []
-    for s in series_list:
-        if isinstance(window, str):
-            name = f'exponentialMovingAverage({s.name},"{window}")'
-            points = preview // s.step
-        else:
-            name = f"exponentialMovingAverage({s.name},{window})"
-            points = int(window)
-        values = _shifted(s, preview, _ema(s.values, points, constant))
-        out.append(s.copy(name=name, start=s.start + preview, values=values, path_expression=name,
-                          tags={**s.tags, "exponentialMovingAverage": str(window)}))
-    return out
+    return [_windowed(s, "exponentialMovingAverage", window, preview,
+                      lambda values, points: _ema(values, points, constant)) for s in series_list]
 
 
 # --- stdev ---------------------------------------------------------------------------------------------------

@@ -402,32 +402,28 @@ def _tag_percentile(s: Series, n) -> None:
     s.tags = {**s.tags, "nPercentile": repr(float(n))}
 
 
-@register("removeAbovePercentile", [_SL, _N_FLOAT], group="Filter Data")
-def remove_above_percentile(ctx, seriesList, n):
-    """Nulls the values above the nth percentile of each series."""
-    for s in seriesList:
-        _check_percent(n, "removeAbovePercentile")
-        _rename(s, "removeAbovePercentile", n)
+def _remove_beyond_percentile(series_list, n, fname: str, beyond) -> list:
+    for s in series_list:
+        _check_percent(n, fname)
+        _rename(s, fname, n)
         pct = _series_percentile(s, n)
         if pct is None:
             continue
         _tag_percentile(s, n)
-        s.values = np.where(s.values > pct, np.nan, s.values)
-    return seriesList
+        s.values = np.where(beyond(s.values, pct), np.nan, s.values)
+    return series_list
+
+
+@register("removeAbovePercentile", [_SL, _N_FLOAT], group="Filter Data")
+def remove_above_percentile(ctx, seriesList, n):
+    """Nulls the values above the nth percentile of each series."""
+    return _remove_beyond_percentile(seriesList, n, "removeAbovePercentile", np.greater)
 
 
 @register("removeBelowPercentile", [_SL, _N_FLOAT], group="Filter Data")
 def remove_below_percentile(ctx, seriesList, n):
     """Nulls the values below the nth percentile of each series."""
-    for s in seriesList:
-        _check_percent(n, "removeBelowPercentile")
-        _rename(s, "removeBelowPercentile", n)
-        pct = _series_percentile(s, n)
-        if pct is None:
-            continue
-        _tag_percentile(s, n)
-        s.values = np.where(s.values < pct, np.nan, s.values)
-    return seriesList
+    return _remove_beyond_percentile(seriesList, n, "removeBelowPercentile", np.less)
 
 
 @register("removeAboveValue", [_SL, _N_FLOAT], group="Filter Data")

@@ -540,20 +540,26 @@ class _Parser:
 
     def add_offset(self, e, offset_ms, end):
         start = self.span(e)[0]
-        cls = type(e)
-        if cls is VectorSelector or cls is SubqueryExpr:
-            target = e
-        elif cls is MatrixSelector:
-            target = e.vector
-        else:
-            self.fail("offset modifier must be preceded by an instant vector selector or range vector "
-                      "selector or a subquery", start)
+        target = self.modifier_target(e, "offset modifier", start)
         if target.offset_ms != 0:
             self.fail("offset may not be set multiple times", start)
+        return self.with_modifier(e, target, start, end, offset_ms=offset_ms)
+
+    def modifier_target(self, e, what: str, start: int):
+        """The selector or subquery an `offset` or `@` modifier applies to (a matrix selector's vector)."""
+        cls = type(e)
+        if cls is VectorSelector or cls is SubqueryExpr:
+            return e
         if cls is MatrixSelector:
-            vs = self.node(replace(target, offset_ms=offset_ms), *self.span(target))
+            return e.vector
+        self.fail(f"{what} must be preceded by an instant vector selector or range vector selector or a "
+                  "subquery", start)
+
+    def with_modifier(self, e, target, start: int, end: int, **fields):
+        if type(e) is MatrixSelector:
+            vs = self.node(replace(target, **fields), *self.span(target))
             return self.node(replace(e, vector=vs), start, end)
-        return self.node(replace(e, offset_ms=offset_ms), start, end)
+        return self.node(replace(e, **fields), start, end)
 
     def at_modifier(self, e):
         toks = self.toks
@@ -586,20 +592,10 @@ class _Parser:
                 self.fail(f"timestamp out of bounds for @ modifier: {_go_f(ts)}", start)
             at_ms = _round_half_away(ts * 1000)
         start = self.span(e)[0]
-        cls = type(e)
-        if cls is VectorSelector or cls is SubqueryExpr:
-            target = e
-        elif cls is MatrixSelector:
-            target = e.vector
-        else:
-            self.fail("@ modifier must be preceded by an instant vector selector or range vector selector "
-                      "or a subquery", start)
+        target = self.modifier_target(e, "@ modifier", start)
         if target.at_ms is not None or target.at_modifier is not None:
             self.fail("@ <timestamp> may not be set multiple times", start)
-        if cls is MatrixSelector:
-            vs = self.node(replace(target, at_ms=at_ms, at_modifier=modifier), *self.span(target))
-            return self.node(replace(e, vector=vs), start, end)
-        return self.node(replace(e, at_ms=at_ms, at_modifier=modifier), start, end)
+        return self.with_modifier(e, target, start, end, at_ms=at_ms, at_modifier=modifier)
 
     def range_or_subquery(self, e):
         toks = self.toks

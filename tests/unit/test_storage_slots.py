@@ -1,7 +1,7 @@
-"""fetch._scatter_raw: raw pieces into grid slots, the later write winning, regular and irregular pieces."""
+"""storage.slots: raw pieces into grid slots, the later write winning, regular and irregular pieces."""
 import numpy as np
 
-from storage.slots import scatter as _scatter_raw
+from storage.slots import scatter
 
 STEP = 10_000
 FIRST = 1_700_000_000_000
@@ -12,7 +12,7 @@ def piece(row, ts, vals):
 
 
 def reference(pieces, rows, n):
-    """Slot by slot, in write order: what _scatter_raw must produce."""
+    """Slot by slot, in write order: what scatter must produce."""
     out = np.full((rows, n), np.nan)
     for row, ts, vals in pieces:
         for t, v in zip(ts.tolist(), vals.tolist()):
@@ -22,7 +22,7 @@ def reference(pieces, rows, n):
 
 def check(pieces, rows=3, n=12):
     matrix = np.full((rows, n), np.nan)
-    _scatter_raw(matrix, pieces, FIRST, STEP)
+    scatter(matrix, pieces, FIRST, STEP)
     np.testing.assert_array_equal(matrix, reference(pieces, rows, n))
     return matrix
 
@@ -73,7 +73,6 @@ def test_storage_slots_match_the_exact_placement(tmp_path):
     """Storage.read_raw_slots (cached chunk grid forms, slices) gives what placing every raw piece in write
     order gives, with flushed chunks, compacted chunks, the head, off-grid samples, gaps and overwrites."""
     from storage.engine import EngineOptions, Storage
-    from storage.slots import scatter
     rng = np.random.default_rng(11)
     st = Storage(str(tmp_path), None, EngineOptions(flush_interval=3600))
     names = [f"s{i}" for i in range(6)]
