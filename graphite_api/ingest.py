@@ -29,6 +29,8 @@ import msgpack
 import numpy as np
 import orjson
 
+from .msgpack_columns import read_columns
+
 __all__ = [
     "IngestError", "IngestBatch", "decode_metrics", "unframe_snappy", "frame_snappy",
     "encode_metrics_binary", "encode_metrics_snappy", "canonical_name", "metric_id",
@@ -201,6 +203,7 @@ def _validate(key) -> tuple | str:
 # re-validation per series. ~0.5 KiB per entry, so this caps it near 35 MiB.
 _CACHE_MAX = 65536
 _cache: dict = {}
+_INTERVAL = itemgetter(2)
 
 
 def _lookup(keys: list) -> list:
@@ -215,6 +218,9 @@ def _lookup(keys: list) -> list:
                 entries.append(get(k))
             except TypeError:
                 entries.append(ERR_INPUT)
+    # 10 == 10.0 == True hash alike: a key whose interval is not an int must not borrow an int key's entry.
+    if not set(map(type, map(_INTERVAL, keys))) <= {int}:
+        entries = [e if k[2].__class__ is int else None for k, e in zip(keys, entries)]
     misses = entries.count(None)
     if misses:
         if len(_cache) + misses > _CACHE_MAX:
@@ -223,11 +229,17 @@ def _lookup(keys: list) -> list:
             if e is None:
                 k = keys[i]
                 e = entries[i] = _validate(k)
-                # 10 == 10.0 == True hash alike: cache only keys with a real int interval, so an invalid
-                # float/bool interval can never shadow (or borrow) the entry of a valid int one.
-                if k[2].__class__ is int:
+                if k[2].__class__ is int:      # and only those are cached, for the same reason
                     _cache[k] = e
     return entries
+
+
+# Validation results of rt-metric-binary records keyed on the record's bytes without Value and Time (see
+# msgpack_columns). ~0.3 KiB per entry with its key: bounded near 40 MiB, cleared when full like _cache.
+_RECORD_CACHE_MAX = 131072
+_record_cache: dict = {}
+# The columnar reader has a fixed cost of ~0.25 ms; below ~200 metrics msgpack is cheaper (measured).
+_COLUMNS_MIN_RECORDS = 200
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -305,11 +317,13 @@ def _decode_binary(body: bytes) -> IngestBatch:
         raise IngestError(f"rt-metric-binary body too small: {len(body)} bytes, need at least 9 "
                           "(1 format byte + 8-byte id)")
     fmt = body[0]
-    payload = body[9:]
     if fmt == FORMAT_MSGPACK:
-        return _decode_msgpack(payload)
+        columns = read_columns(body, 9, _COLUMNS_MIN_RECORDS)
+        if columns is not None:
+            return _assemble_columns(memoryview(body)[9:], columns)
+        return _decode_msgpack(body[9:])
     if fmt == FORMAT_JSON:
-        return _decode_json(payload)
+        return _decode_json(body[9:])
     raise IngestError(f"unsupported format {fmt}: rt-metric-binary format byte must be 1 (msgpack) or 0 (JSON)")
 
 
@@ -424,7 +438,34 @@ def _assemble(keys: list, times: list, values: list, json: bool) -> IngestBatch:
         ts = np.array(times, dtype=np.int64)
     if json and values and set(map(type, values)) != {float}:
         _fix_json_values(values, entries)
-    vals = np.array(values, dtype=np.float64)
+    return _batch(entries, ts, np.array(values, dtype=np.float64))
+
+
+def _validate_record(record: bytes) -> tuple | str:
+    """Validation of one msgpack map, decoded on its own (a record-cache miss)."""
+    f = _fields_msgpack(msgpack.unpackb(record, raw=False, use_list=False, unicode_errors="surrogateescape"))
+    return _validate((f[0], f[1], f[2], f[3], f[4]))
+
+
+def _assemble_columns(payload: memoryview, columns) -> IngestBatch:
+    """Batch from `read_columns`: validation results come from a cache keyed on each record's identity
+    bytes, so a known series costs one dict lookup and no decoding of its fields."""
+    identities = columns.identities
+    entries = list(map(_record_cache.get, identities))
+    misses = entries.count(None)
+    if misses:
+        if len(_record_cache) + misses > _RECORD_CACHE_MAX:
+            _record_cache.clear()
+        starts, ends = columns.starts, columns.ends
+        for i, e in enumerate(entries):
+            if e is None:
+                e = entries[i] = _validate_record(payload[starts[i]:ends[i]])
+                _record_cache[identities[i]] = e
+    return _batch(entries, columns.times, columns.values)
+
+
+def _batch(entries: list, ts: np.ndarray, vals: np.ndarray) -> IngestBatch:
+    """The batch of the valid entries (validation tuples), with the invalid ones counted by error."""
     errors: dict = {}
     invalid = 0
     if entries and set(map(type, entries)) != {tuple}:

@@ -299,9 +299,10 @@ class Storage:
     def write_ids(self, sids: np.ndarray, ts_ms: np.ndarray, values: np.ndarray) -> int:
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        with self.write_lock:
-            self.wal.append(sids, ts_ms, values)
+        with self.write_lock:                    # WAL order is head order
+            ticket = self.wal.write(sids, ts_ms, values)
             self.head.append(sids, ts_ms, values)
+        self.wal.sync(ticket)                    # acknowledged only once durable; fsyncs shared across writers
         np.maximum.at(self.sid_last, sids, ts_ms)
         self.stats["samples_written"] += len(sids)
         return len(sids)

@@ -6,6 +6,10 @@ patterns (NaN payloads such as Prometheus stale markers survive). Replay stops a
 record of a segment and cuts the file there: a crash mid-write loses only the unacknowledged tail.
 
 After a flush the engine writes a checkpoint (the samples still only in memory) and drops older segments.
+
+Group commit: `write` appends a record and returns a ticket; `sync(ticket)` returns once that record is on
+disk. One fsync covers every record written before it, so concurrent writers share fsyncs instead of taking
+turns, and none of them holds the engine's write lock while waiting for the disk.
 """
 from __future__ import annotations
 
@@ -68,9 +72,12 @@ class WAL:
         self.fsync = fsync
         self.segment_bytes = segment_bytes
         os.makedirs(directory, exist_ok=True)
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()             # file, sequence and counters
+        self._sync_lock = threading.Lock()       # one fsync at a time; waiters behind it often need none
         self._file = None
         self._seq = max(self._segments() or [0])
+        self._written = 0                        # records written since start (tickets)
+        self._synced = 0                         # records known durable
 
     def _segments(self) -> list[int]:
         out = []
@@ -103,21 +110,48 @@ class WAL:
         return self._file
 
     def append(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> None:
+        """Write one batch and return once it is durable."""
+        self.sync(self.write(sids, ts, values))
+
+    def write(self, sids: np.ndarray, ts: np.ndarray, values: np.ndarray) -> int:
+        """Write one batch to the file (not yet synced); returns the ticket for `sync`."""
         payload = encode_batch(sids, ts, values)
         record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         with self.lock:
             f = self._open()
             f.write(record)
             f.flush()
-            if self.fsync:
-                os.fsync(f.fileno())
+            self._written += 1
+            ticket = self._written
             if f.tell() >= self.segment_bytes:
                 self._rotate_locked()
+        return ticket
+
+    def sync(self, ticket: int) -> None:
+        """Return once the record of `ticket` (and every one before it) is on disk."""
+        if not self.fsync:
+            return
+        with self._sync_lock:
+            if self._synced >= ticket:           # a sync that started after our write covered it
+                return
+            with self.lock:
+                covered = self._written
+                fd = os.dup(self._file.fileno()) if self._file is not None else None
+            if fd is not None:                   # None: rotation already synced and closed the segment
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            with self.lock:
+                self._synced = max(self._synced, covered)
 
     def _rotate_locked(self) -> int:
         if self._file is not None:
+            if self.fsync:                       # records written but not yet synced must not be lost
+                os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
+            self._synced = self._written
         self._seq += 1
         return self._seq
 
@@ -153,5 +187,8 @@ class WAL:
     def close(self) -> None:
         with self.lock:
             if self._file is not None:
+                if self.fsync and self._synced < self._written:
+                    os.fsync(self._file.fileno())
+                    self._synced = self._written
                 self._file.close()
                 self._file = None

@@ -573,3 +573,14 @@ def test_snappy_wrapping_json_format_byte():
 def test_snappy_decompressed_too_small():
     with pytest.raises(IngestError, match="body too small: 3 bytes"):
         decode_metrics(frame_snappy(b"\x01\x00\x00"), SNAPPY)
+
+
+def test_bool_interval_never_borrows_a_cached_int_entry():
+    # True == 1 and False == 0 hash alike with the ints: a cached entry for interval 1 / 0 must not be reused,
+    # neither by JSON nor by msgpack maps that are decoded one by one (mixed layouts)
+    other = {"Name": "x", "Interval": 1, "Value": 1.0, "Time": 1}
+    for interval, err in ((1, None), (True, "invalid input"), (0, "interval cannot be 0"), (False, "invalid input")):
+        expect = [err] if err else []
+        assert list(decode_one(name="borrow.me", interval=interval).validation_errors) == expect
+        b = decode_metrics(binary([crng_map("borrow.me.too", interval=interval), other]), BINARY)
+        assert list(b.validation_errors) == expect

@@ -1,6 +1,10 @@
 import os
+import threading
+import time
 
 import numpy as np
+
+from storage import wal as wal_module
 
 from storage.head import Head
 from storage.wal import WAL
@@ -80,3 +84,58 @@ def test_head_take_before_and_restore():
     head.restore(sids, ts, vals)
     (ts1, v1), = head.read(np.array([1]), 0, 10_000)
     assert ts1.tolist() == [1000, 5000] and v1.tolist() == [100, 5]
+
+
+def test_wal_group_commit_shares_fsyncs_between_concurrent_writers(tmp_path, monkeypatch):
+    synced_bytes = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):                       # a slow disk: writers pile up behind one fsync
+        time.sleep(0.01)
+        synced_bytes.append(os.fstat(fd).st_size)
+        real_fsync(fd)
+    monkeypatch.setattr(wal_module.os, "fsync", slow_fsync)
+    wal = WAL(str(tmp_path))
+    done = []
+    all_wrote = threading.Barrier(8)
+
+    def writer(k):
+        for i in range(10):
+            ticket = wal.write(*batch([k], [i], [float(i)]))
+            all_wrote.wait()                  # every writer of this round has written before anyone syncs
+            wal.sync(ticket)
+            # acknowledged: its record is inside what the last fsync covered
+            assert wal._synced >= ticket
+            done.append((k, i))
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wal.close()
+    assert len(done) == 80
+    assert len(synced_bytes) <= 10           # 80 writes: one fsync per round covers all eight
+    got = [(int(s[0]), int(t[0])) for s, t, _ in WAL(str(tmp_path)).replay()]
+    assert sorted(got) == sorted(done)
+
+
+def test_wal_rotation_syncs_records_written_before_it(tmp_path, monkeypatch):
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(wal_module.os, "fsync", lambda fd: calls.append(fd) or real_fsync(fd))
+    wal = WAL(str(tmp_path))
+    ticket = wal.write(*batch([1], [1000], [1.0]))
+    wal.rotate()                              # a flush rotates before the writer's sync runs
+    assert len(calls) == 1
+    wal.sync(ticket)                          # already durable: no second fsync, no stale descriptor
+    assert len(calls) == 1
+    wal.close()
+    assert [b[0].tolist() for b in WAL(str(tmp_path)).replay()] == [[1]]
+
+
+def test_wal_without_fsync_never_syncs(tmp_path, monkeypatch):
+    monkeypatch.setattr(wal_module.os, "fsync", lambda fd: (_ for _ in ()).throw(AssertionError("fsync")))
+    wal = WAL(str(tmp_path), fsync=False)
+    wal.append(*batch([1], [1000], [1.0]))
+    wal.rotate()
+    wal.close()
