@@ -24,7 +24,7 @@ from .head import Head
 from .index import Index, TenantIndex
 from .labels import key_to_labels, metric_name, series_key
 from .limits import Limits
-from .overwrite import rewrite_overwritten
+from .overwrite import correct_rollup_read, last_write_wins, rewrite_overwritten
 from .refresh import IndexRefresher
 from .schemas import DEFAULT_AGGREGATIONS_TEXT, DEFAULT_SCHEMAS_TEXT, StorageConfig
 from .wal import WAL
@@ -378,18 +378,23 @@ class Storage:
         for row, (ts, cols) in self._read_table(sql.rollups, sids, start_ms, end_ms, interval):
             ts_parts[pos[row[1]]].append(ts)
             col_parts[pos[row[1]]].append(cols)
-        # The head's samples have not been rolled up yet.
+        # The memory's samples (being flushed, then the head: later write wins) have not been rolled up yet.
         lo_ms = start_ms - interval_ms
-        for store in (self.flushing, self.head):
-            for i, (ts, vals) in enumerate(store.read(sids, lo_ms, end_ms)):
-                if len(ts):
-                    _, bts, cols = rollup.aggregate(np.full(len(ts), sids[i]), ts, vals, interval_ms)
-                    if len(bts):
-                        ts_parts[i].append(bts)
-                        col_parts[i].append(cols)
+        memory: list = [None] * len(sids)
+        for i, pieces in enumerate(zip(self.flushing.read(sids, lo_ms, end_ms), self.head.read(sids, lo_ms, end_ms))):
+            ts, vals = _one_piece(pieces)
+            if len(ts):
+                memory[i] = (ts, vals)
+                _, bts, cols = rollup.aggregate(np.full(len(ts), sids[i]), ts, vals, interval_ms)
+                if len(bts):
+                    ts_parts[i].append(bts)
+                    col_parts[i].append(cols)
+        flushed = self.sid_flushed[sids]
         out = []
-        for tsp, colp in zip(ts_parts, col_parts):
+        for i, (tsp, colp) in enumerate(zip(ts_parts, col_parts)):
             ts, cols = rollup.merge(tsp, colp)
+            if memory[i] is not None and memory[i][0][0] <= flushed[i]:     # rewrites of flushed samples?
+                ts, cols = correct_rollup_read(self, int(sids[i]), interval_ms, *memory[i], ts, cols)
             keep = (ts >= start_ms) & (ts <= end_ms)
             out.append((ts[keep], [c[keep] for c in cols]))
         return out
@@ -745,6 +750,14 @@ def _schema_name(key: str) -> str:
         labels = key_to_labels(key)
         return metric_name(labels)
     return key
+
+
+def _one_piece(pieces) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted pieces of one series in write order as one piece; the later write of a timestamp wins."""
+    nonempty = [p for p in pieces if len(p[0])]
+    if len(nonempty) == 1:
+        return nonempty[0]
+    return last_write_wins(nonempty)
 
 
 def _merge_pieces(pieces: list, start_ms, end_ms):

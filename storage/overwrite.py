@@ -68,8 +68,8 @@ def rewrite_overwritten(storage, sids, ts, values, rollup_rows: list[dict]) -> l
     drop: set[int] = set()
     for (sid, iv), buckets in touched.items():
         a, b = spans[sid]
-        old_ts, old_vals = _last_write_wins(stored.get(sid, []))
-        new_ts, new_vals = _last_write_wins([(old_ts, old_vals), (ts[a:b], values[a:b])])
+        old_ts, old_vals = last_write_wins(stored.get(sid, []))
+        new_ts, new_vals = last_write_wins([(old_ts, old_vals), (ts[a:b], values[a:b])])
         iv_ms, span = iv * 1000, iv * 1000 * block_points
         counted = rollup.bucket_of(old_ts[~np.isnan(old_vals)], iv_ms)     # sorted
         raw_count = np.searchsorted(counted, buckets, "right") - np.searchsorted(counted, buckets, "left")
@@ -112,6 +112,42 @@ def rewrite_overwritten(storage, sids, ts, values, rollup_rows: list[dict]) -> l
     return replaced
 
 
+def correct_rollup_read(storage, sid: int, interval_ms: int, mem_ts: np.ndarray, mem_vals: np.ndarray,
+                        ts: np.ndarray, cols: list):
+    """A rollup read of one series adds its in-memory samples (mem_ts, mem_vals: merged, later write wins) to
+    the SQL rollups (ts, cols). A memory sample that overwrites a raw sample already in SQL would count both:
+    its buckets are recomputed from the raw samples here, as the next flush will store them (same rule as
+    `rewrite_overwritten`: only while raw retention still holds every sample of the bucket)."""
+    late = mem_ts[mem_ts <= storage.sid_flushed[sid]]
+    if not len(late):
+        return ts, cols
+    lo = int(rollup.bucket_of(late[:1], interval_ms)[0]) - interval_ms + 1
+    hi = int(rollup.bucket_of(late[-1:], interval_ms)[0])
+    with storage.db.connect() as conn:
+        old_ts, old_vals = last_write_wins(_sql_raw_pieces(conn, {sid: (lo, hi)}).get(sid, []))
+    dups = late[np.isin(late, old_ts)]
+    if not len(dups):
+        return ts, cols                  # late samples, not overwrites: adding them is right
+    buckets = np.unique(rollup.bucket_of(dups, interval_ms))
+    at = np.minimum(np.searchsorted(ts, buckets), max(len(ts) - 1, 0))
+    read_count = np.where(ts[at] == buckets, cols[1][at], 0) if len(ts) else np.zeros(len(buckets))
+    stored_count = read_count - _count_in(buckets, mem_ts[~np.isnan(mem_vals)], interval_ms)
+    redo = buckets[_count_in(buckets, old_ts[~np.isnan(old_vals)], interval_ms) == stored_count]
+    if not len(redo):
+        return ts, cols
+    new_ts, new_vals = last_write_wins([(old_ts, old_vals), (mem_ts, mem_vals)])
+    keep = np.isin(rollup.bucket_of(new_ts, interval_ms), redo)
+    _, rts, rcols = rollup.aggregate(np.full(int(keep.sum()), sid), new_ts[keep], new_vals[keep], interval_ms)
+    mask = ~np.isin(ts, redo)
+    return rollup.merge([ts[mask], rts], [[c[mask] for c in cols], rcols])
+
+
+def _count_in(buckets: np.ndarray, sorted_ts: np.ndarray, interval_ms: int) -> np.ndarray:
+    """How many of sorted_ts fall in each bucket."""
+    b = rollup.bucket_of(sorted_ts, interval_ms)
+    return np.searchsorted(b, buckets, "right") - np.searchsorted(b, buckets, "left")
+
+
 def _sql_raw_pieces(conn, ranges: dict) -> dict[int, list]:
     """sid -> decoded raw chunk pieces (write order) overlapping that series' (lo, hi) range."""
     c = sql.chunks.c
@@ -150,7 +186,7 @@ def _rollup_block_rows(conn, wanted: set) -> dict[tuple, tuple[list, list]]:
     return out
 
 
-def _last_write_wins(pieces: list):
+def last_write_wins(pieces: list):
     """(ts, values) pieces in write order -> one sorted piece keeping the last write of each timestamp."""
     pieces = [p for p in pieces if len(p[0])]
     if not pieces:

@@ -159,3 +159,48 @@ def test_flush_of_nan_samples_only(tmp_path):
     sid = st.resolve("anonymous", ["stale"])
     assert np.isnan(st.read_raw(sid, START, START + 60_000)[0][1]).all()
     st.close()
+
+
+def test_reads_before_the_flush_already_count_an_overwrite_once(tmp_path, db_url):
+    """Between the rewrite and the flush that stores it, a rollup read recomputes the touched buckets."""
+    st = open_storage(tmp_path, db_url)
+    put(st, "rd", [10, 20, 30, 40, 50, 60], [1, 2, 3, 4, 5, 6])
+    put(st, "rd.other", [10, 20], [1, 2])
+    st.flush(everything=True)
+    put(st, "rd", 20, 10)                           # overwrite, still in the head
+    put(st, "rd", 30, 0)                            # and one taking the min away
+    put(st, "rd", 70, 7)                            # a new sample in the next bucket
+    assert bucket(st, "rd") == [26, 6, 0, 10, 6]
+    assert bucket(st, "rd", 300, 300) == [33, 7, 0, 10, 7]
+    assert bucket(st, "rd", 60, 120) == [7, 1, 7, 7, 7]
+    assert bucket(st, "rd.other") == [3, 2, 1, 2, 2]
+    before = [bucket(st, "rd"), bucket(st, "rd", 300, 300)]
+    st.flush(everything=True)
+    assert [bucket(st, "rd"), bucket(st, "rd", 300, 300)] == before
+    put(st, "rd", 40, np.nan)                       # a NaN overwrite uncounts the sample before the flush too
+    assert bucket(st, "rd") == [22, 5, 0, 10, 6]
+    st.close()
+
+
+def test_reads_before_the_flush_keep_late_and_expired_samples_added(tmp_path):
+    st = open_storage(tmp_path, schema="[all]\npattern = .*\nretentions = 10s:1h,60s:30d\n")
+    put(st, "lt", [10, 20, 40], 1)
+    put(st, "ex", [10, 20], [1, 2])
+    st.flush(everything=True)
+    put(st, "lt", 30, 5)                            # late but new: added
+    assert bucket(st, "lt") == [8, 4, 1, 5, 5]
+    st.apply_retention(now_ms=START + 3 * 3_600_000)
+    put(st, "ex", 20, 5)                            # raw data expired: nothing to recompute from, added
+    assert bucket(st, "ex") == [8, 3, 1, 5, 5]
+    st.close()
+
+
+def test_sample_in_flush_and_rewritten_in_the_head_counts_once(tmp_path):
+    st = open_storage(tmp_path)
+    put(st, "fh", [10, 20], [1, 2])
+    sid = st.resolve("anonymous", ["fh"])
+    st.flushing.append(*st.head.take_before(None))  # as during a flush: samples on their way to SQL
+    put(st, "fh", 20, 9)                            # the same timestamp written again meanwhile
+    assert bucket(st, "fh") == [10, 2, 1, 9, 9]
+    assert st.read_raw(sid, START, START + 60_000)[0][1].tolist() == [1.0, 9.0]
+    st.close()
