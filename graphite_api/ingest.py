@@ -329,8 +329,7 @@ def _decode_binary(body: bytes) -> IngestBatch:
 
 def _decode_msgpack(payload: bytes) -> IngestBatch:
     try:
-        # surrogateescape keeps invalid UTF-8 per metric (-> `invalid input`) instead of failing the request.
-        metrics = msgpack.unpackb(payload, raw=False, use_list=False, unicode_errors="surrogateescape")
+        metrics = _unpack(payload)
     except msgpack.ExtraData:
         raise IngestError("invalid msgpack payload: trailing bytes after the array of metrics") from None
     except (ValueError, msgpack.UnpackException, TypeError) as e:
@@ -341,17 +340,14 @@ def _decode_msgpack(payload: bytes) -> IngestBatch:
         i = next(i for i, m in enumerate(metrics) if m.__class__ is not dict)
         raise IngestError(f"msgpack payload must be an array of maps: element {i} is "
                           f"{type(metrics[i]).__name__}")
+    keys = _map_keys(metrics)
     try:
-        keys = list(map(_MSGPACK_KEY, metrics))
         times = list(map(_MSGPACK_TIME, metrics))
         values = list(map(_MSGPACK_VALUE, metrics))
-    except KeyError:                  # some map lacks a field (or has bin keys): extract one by one
-        keys, times, values = [], [], []
-        for d in metrics:
-            f = _fields_msgpack(d)
-            keys.append((f[0], f[1], f[2], f[3], f[4]))
-            times.append(f[5])
-            values.append(f[6])
+    except KeyError:                  # some map lacks Time or Value (or has bin keys): Go's zero values
+        fields = list(map(_fields_msgpack, metrics))
+        times = [f[5] for f in fields]
+        values = [f[6] for f in fields]
     if values and set(map(type, values)) != {float}:
         i = next(i for i, v in enumerate(values) if v.__class__ is not float)
         kind = "an integer" if isinstance(values[i], int) else f"a {type(values[i]).__name__}"
@@ -441,27 +437,38 @@ def _assemble(keys: list, times: list, values: list, json: bool) -> IngestBatch:
     return _batch(entries, ts, np.array(values, dtype=np.float64))
 
 
-def _validate_record(record: bytes) -> tuple | str:
-    """Validation of one msgpack map, decoded on its own (a record-cache miss)."""
-    f = _fields_msgpack(msgpack.unpackb(record, raw=False, use_list=False, unicode_errors="surrogateescape"))
-    return _validate((f[0], f[1], f[2], f[3], f[4]))
-
-
 def _assemble_columns(payload: memoryview, columns) -> IngestBatch:
     """Batch from `read_columns`: validation results come from a cache keyed on each record's identity
-    bytes, so a known series costs one dict lookup and no decoding of its fields."""
+    bytes, so a known series costs one dict lookup and no decoding of its fields. Unknown records are decoded
+    by msgpack (record by record, or the whole payload at once when most are unknown) and validated."""
     identities = columns.identities
     entries = list(map(_record_cache.get, identities))
-    misses = entries.count(None)
-    if misses:
-        if len(_record_cache) + misses > _RECORD_CACHE_MAX:
+    if None in entries:
+        missed = [i for i, e in enumerate(entries) if e is None]
+        if 2 * len(missed) > len(entries):
+            maps = _unpack(payload)
+            maps = [maps[i] for i in missed]
+        else:
+            starts, ends = columns.starts, columns.ends
+            maps = [_unpack(payload[starts[i]:ends[i]]) for i in missed]
+        if len(_record_cache) + len(missed) > _RECORD_CACHE_MAX:
             _record_cache.clear()
-        starts, ends = columns.starts, columns.ends
-        for i, e in enumerate(entries):
-            if e is None:
-                e = entries[i] = _validate_record(payload[starts[i]:ends[i]])
-                _record_cache[identities[i]] = e
+        for i, e in zip(missed, _lookup(_map_keys(maps))):
+            entries[i] = _record_cache[identities[i]] = e
     return _batch(entries, columns.times, columns.values)
+
+
+def _unpack(data):
+    # surrogateescape keeps invalid UTF-8 per metric (-> `invalid input`) instead of failing the request.
+    return msgpack.unpackb(data, raw=False, use_list=False, unicode_errors="surrogateescape")
+
+
+def _map_keys(maps: list) -> list:
+    """Validation keys (Name, Tags, Interval, Unit, Mtype) of decoded maps; absent fields take Go's zero value."""
+    try:
+        return list(map(_MSGPACK_KEY, maps))
+    except KeyError:                  # some map lacks a field (or has bin keys): extract one by one
+        return [tuple(_fields_msgpack(d)[:5]) for d in maps]
 
 
 def _batch(entries: list, ts: np.ndarray, vals: np.ndarray) -> IngestBatch:
