@@ -1,6 +1,7 @@
 """Assembly of the Starlette application: storage lifecycle, carbon listeners and every route."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -16,7 +17,7 @@ from storage.limits import Limits
 from storage.schemas import parse_aggregations, parse_schemas
 
 from . import config_api, events_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
-from .http_util import blocking
+from .http_util import blocking, request_threads
 from .tenancy import AuthMiddleware, Authenticator
 
 log = logging.getLogger("plumbago")
@@ -95,6 +96,7 @@ def build_app(settings: dict) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        asyncio.get_running_loop().set_default_executor(request_threads())
         storage = await blocking(_open_storage, settings)
         app.state.storage = storage
         storage.start()

@@ -98,14 +98,15 @@ def flag(params: MultiDict, name: str) -> bool:
     return (params.get(name) or "").lower() in ("1", "true", "yes", "on")
 
 
-# Blocking work of requests (decoding, storage, evaluation) runs here, off the event loop. As many threads as
-# starlette's default limiter allowed; created on demand.
-_REQUEST_THREADS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="plumbago-request")
+def request_threads() -> ThreadPoolExecutor:
+    """The event loop's default executor while serving (set by the app): blocking work of requests (decoding,
+    storage, evaluation) runs there. As many threads as starlette's default limiter allowed, made on demand."""
+    return ThreadPoolExecutor(max_workers=40, thread_name_prefix="plumbago-request")
 
 
 async def blocking(fn, *args, **kwargs):
-    """fn(*args, **kwargs) in the request threads. asyncio's executor hop costs a fraction of anyio's
+    """fn(*args, **kwargs) in the loop's default executor. asyncio's executor hop costs a fraction of anyio's
     to_thread (which, on Python 3.11, makes a dozen getpid system calls per hop through get_running_loop)."""
     if kwargs:
         fn, args = functools.partial(fn, *args, **kwargs), ()
-    return await asyncio.get_running_loop().run_in_executor(_REQUEST_THREADS, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -468,10 +467,16 @@ def api_view(fn):
     return view
 
 
+async def _in_thread(fn, *args):
+    """fn(*args) off the event loop, in the loop's default executor (the app's request threads): a cheaper hop
+    than starlette's run_in_threadpool."""
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
 async def _run_query(request, timeout_s, fn, *args):
     from .promql.engine import EvalError
     try:
-        return await asyncio.wait_for(run_in_threadpool(fn, *args), timeout_s)
+        return await asyncio.wait_for(_in_thread(fn, *args), timeout_s)
     except asyncio.TimeoutError:
         raise APIError("timeout", "query timed out in expression evaluation") from None
     except EvalError as exc:
@@ -513,7 +518,7 @@ async def query_view(request: Request) -> Response:
     expr = _checked("query", _parse_query, params.get("query"))
     engine = _engine(request, timeout_s)
     res = await _run_query(request, timeout_s, engine.instant, expr, t)
-    return success_raw(await run_in_threadpool(format_result, res))
+    return success_raw(await _in_thread(format_result, res))
 
 
 @api_view
@@ -540,7 +545,7 @@ async def query_range_view(request: Request) -> Response:
         raise APIError("bad_data", str(exc)) from None
     engine = _engine(request, timeout_s)
     res = await _run_query(request, timeout_s, engine.range, expr, start, end, step_ms)
-    return success_raw(await run_in_threadpool(format_result, res))
+    return success_raw(await _in_thread(format_result, res))
 
 
 @api_view
@@ -613,7 +618,7 @@ async def series_view(request: Request) -> Response:
         for ms in sets:
             found |= q.series_labels(ms, start if start != MIN_TIME_MS else None)
         return [dict(lab) for lab in sorted(found)]
-    return success(await run_in_threadpool(run))
+    return success(await _in_thread(run))
 
 
 def _names_or_values(request, params, label: str | None):
@@ -639,7 +644,7 @@ def _names_or_values(request, params, label: str | None):
 @api_view
 async def labels_view(request: Request) -> Response:
     params = await read_params(request)
-    return success(await run_in_threadpool(_names_or_values, request, params, None))
+    return success(await _in_thread(_names_or_values, request, params, None))
 
 
 @api_view
@@ -648,7 +653,7 @@ async def label_values_view(request: Request) -> Response:
     if not _LABEL_NAME.match(name):
         raise APIError("bad_data", f'invalid label name: "{name}"')
     params = await read_params(request)
-    return success(await run_in_threadpool(_names_or_values, request, params, name))
+    return success(await _in_thread(_names_or_values, request, params, name))
 
 
 @api_view
@@ -747,7 +752,7 @@ async def tsdb_view(request: Request) -> Response:
                               "maxTime": max_t or 0},
                 "seriesCountByMetricName": _top(by_metric), "labelValueCountByLabelName": _top(values_per_label),
                 "memoryInBytesByLabelName": _top(bytes_per_label), "seriesCountByLabelValuePair": _top(pairs)}
-    return success(await run_in_threadpool(run))
+    return success(await _in_thread(run))
 
 
 # ---- remote write / read --------------------------------------------------------------------------------------------
@@ -781,9 +786,8 @@ async def remote_write_view(request: Request) -> Response:
     tenant = _tenants(request)[0]
     try:
         body = await _body(request, max_body)
-        res = await run_in_threadpool(remote.handle_write, storage, tenant, body,
-                                      request.headers.get("content-type"), request.headers.get("content-encoding"),
-                                      max_raw)
+        res = await _in_thread(remote.handle_write, storage, tenant, body, request.headers.get("content-type"),
+                               request.headers.get("content-encoding"), max_raw)
     except remote.RemoteError as exc:
         result = getattr(exc, "result", None)
         headers = result.headers() if result is not None and getattr(result, "version", 1) == 2 else None
@@ -800,7 +804,7 @@ async def remote_read_view(request: Request) -> Response:
     max_body, max_raw = _ingest_limits(request)
     try:
         body = await _body(request, max_body)
-        ctype, headers, payload = await run_in_threadpool(
+        ctype, headers, payload = await _in_thread(
             remote.handle_read, storage, _tenants(request), body, request.headers.get("content-encoding"), max_raw)
     except remote.RemoteError as exc:
         return Response(exc.message + "\n", exc.status, media_type="text/plain")
