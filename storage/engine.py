@@ -32,6 +32,7 @@ from .wal import WAL
 log = logging.getLogger("plumbago.storage")
 NO_TS = -(1 << 62)    # "no sample" in the per-series time arrays that need an ordering below every timestamp
 _IN_CHUNK = sql.IN_CHUNK    # ids per SQL IN list
+INTERVAL_CHANGES_KEPT_MS = 86_400_000   # other processes read interval changes within seconds; a day is plenty
 SCHEMAS, AGGREGATIONS = "storage-schemas", "storage-aggregation"
 
 
@@ -124,6 +125,8 @@ class Storage:
             if self.private_store:
                 self.sql_max_ts = max(known) if known else NO_TS
             self._refresher.chunks_seen.start(conn.execute(select(func.max(sql.chunks.c.id))).scalar() or 0)
+            self._refresher.intervals_seen.start(
+                conn.execute(select(func.max(sql.interval_changes.c.id))).scalar() or 0)
         self.load_newest_times(None)
 
     def load_newest_times(self, sids: list[int] | None) -> None:
@@ -259,9 +262,12 @@ class Storage:
             return conn.execute(insert(sql.series).returning(sql.series.c.id), row).scalar()
 
     def _update_intervals(self, sids: np.ndarray, intervals: np.ndarray) -> None:
+        now = int(time.time() * 1000)
         with self.db.begin() as conn:
             for sid, iv in zip(sids.tolist(), intervals.tolist()):
                 conn.execute(update(sql.series).where(sql.series.c.id == sid).values(interval=iv))
+            conn.execute(insert(sql.interval_changes), [{"series_id": sid, "interval": iv, "changed_ms": now}
+                                                       for sid, iv in zip(sids.tolist(), intervals.tolist())])
         self.sid_interval[sids] = intervals
 
     def write(self, tenant: str, keys: list[str], ts_ms: np.ndarray, values: np.ndarray,
@@ -662,6 +668,8 @@ class Storage:
                                 sql.rollups.c.series_id.in_(chunk_ids), sql.rollups.c.interval == interval,
                                 sql.rollups.c.max_ts < cutoff)))
                         deleted += res.rowcount or 0
+            conn.execute(delete(sql.interval_changes).where(
+                sql.interval_changes.c.changed_ms < now_ms - INTERVAL_CHANGES_KEPT_MS))
         for ids in ttl_groups.values():
             self._changed(ids)
         return deleted

@@ -17,11 +17,12 @@ class IndexRefresher:
         self.storage = storage
         self.series_seen = IdWatermark()    # series rows read from SQL (refresh reads those above it)
         self.chunks_seen = IdWatermark()    # chunk rows whose max_ts refresh has applied to sid_last
+        self.intervals_seen = IdWatermark()  # interval_changes rows applied to sid_interval
 
     def refresh(self) -> int:
         """Catch up with other processes sharing the database: add the series they created (new tenants
         included), drop the series they deleted, take the newest sample times of the chunks they flushed (so
-        their series pass the from/until filter) and the configs they stored. Series rows are read by id above
+        their series pass the from/until filter), the interval changes and the configs they stored. Series rows are read by id above
         a watermark; ids below the newest one read that did not show up yet (a transaction still open) are
         read again for a minute. Deletions are found by comparing counts; only a mismatch costs a scan of the
         series ids. Returns the number of series added or removed."""
@@ -44,6 +45,9 @@ class IndexRefresher:
                 changed += self._resync_series(conn, top)
             news = conn.execute(select(c.id, c.series_id, c.max_ts).where(c.id > self.chunks_seen.low)
                                 .order_by(c.id)).all()
+            ic = sql.interval_changes.c
+            intervals = conn.execute(select(ic.id, ic.series_id, ic.interval)
+                                     .where(ic.id > self.intervals_seen.low).order_by(ic.id)).all()
         if news:
             ids, sids, last = (np.array(col, np.int64) for col in zip(*news))
             with st.create_lock:
@@ -52,6 +56,8 @@ class IndexRefresher:
                 np.maximum.at(st.sid_last, sids[ok], last[ok])
                 np.maximum.at(st.sid_flushed, sids[ok], last[ok])
             self.chunks_seen.advance(ids, time.monotonic())
+        if intervals:
+            self._apply_intervals(intervals)
         if st._config_epoch == epoch[1]:
             texts = {(r.tenant, r.kind): r.text for r in configs}
             for key in set(texts) | set(st._config_texts):
@@ -63,6 +69,18 @@ class IndexRefresher:
                     st._configs.pop(key[0], None)
         st.stats["index_refreshes"] += 1
         return changed
+
+    def _apply_intervals(self, rows) -> None:
+        """Set the intervals other processes changed (rows in id order: the newest change of a series wins)."""
+        st = self.storage
+        ids, sids, intervals = (np.array(col, np.int64) for col in zip(*rows))
+        last = len(sids) - 1 - np.unique(sids[::-1], return_index=True)[1]
+        sids, intervals = sids[last], intervals[last]
+        with st.create_lock:
+            ok = sids < len(st.sid_tenant)
+            ok[ok] = st.sid_tenant[sids[ok]] >= 0
+            st.sid_interval[sids[ok]] = intervals[ok]
+        self.intervals_seen.advance(ids, time.monotonic())
 
     def _add_series_rows(self, rows, delete_epoch: int) -> int | None:
         """Index series rows read from SQL that are not known yet; None when a local deletion happened since the

@@ -61,6 +61,18 @@ rollups = Table(
     sqlite_autoincrement=True,
 )
 
+# Interval changes of existing series, read by the other processes sharing the database (above a watermark,
+# like new series). Rows older than a day are pruned with retention; start-up reads intervals from `series`.
+interval_changes = Table(
+    "interval_changes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("series_id", BigInteger, nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("changed_ms", BigInteger, nullable=False),
+    Index("ix_interval_changes_changed", "changed_ms"),
+    sqlite_autoincrement=True,
+)
+
 configs = Table(
     "configs", metadata,
     Column("tenant", String(256), primary_key=True),

@@ -138,3 +138,32 @@ def test_id_watermark_rereads_gaps_for_a_while():
     assert (w.low, w.pending) == (18, False)
     w.advance(np.empty(0, np.int64), now=90.0)
     assert (w.low, w.high) == (18, 18)
+
+
+def test_refresh_takes_interval_changes_made_elsewhere(tmp_path, shared_url):
+    a = open_storage(tmp_path / "a", shared_url)
+    b = open_storage(tmp_path / "b", shared_url)
+    a.write("anonymous", ["iv.one", "iv.two"], np.array([T0, T0]), np.array([1.0, 2.0]), intervals=[10, 10])
+    b.refresh_index()
+    one, two = b.resolve("anonymous", ["iv.one", "iv.two"]).tolist()
+    assert b.interval_of(np.array([one, two])).tolist() == [10, 10]
+    # A changes iv.one twice (the newest wins) and iv.two once
+    a.write("anonymous", ["iv.one", "iv.two"], np.array([T0 + 1] * 2), np.array([1.0, 2.0]), intervals=[30, 60])
+    a.write("anonymous", ["iv.one"], np.array([T0 + 2]), np.array([1.0]), intervals=[60])
+    b.refresh_index()
+    assert b.interval_of(np.array([one, two])).tolist() == [60, 60]
+    # B's own change afterwards is kept, and A sees it
+    b.write("anonymous", ["iv.two"], np.array([T0 + 3]), np.array([2.0]), intervals=[15])
+    b.refresh_index()
+    a.refresh_index()
+    assert b.interval_of(np.array([two])).tolist() == a.interval_of(np.array([two])).tolist() == [15]
+    # a process started later reads intervals from the series rows; the change log is pruned after a day
+    c = open_storage(tmp_path / "c", shared_url)
+    assert c.interval_of(c.resolve("anonymous", ["iv.one", "iv.two"])).tolist() == [60, 15]
+    from sqlalchemy import func, select
+    from storage import sql
+    c.apply_retention(now_ms=int(time.time() * 1000) + 2 * 86_400_000)
+    with c.db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(sql.interval_changes)).scalar() == 0
+    for st in (a, b, c):
+        st.close()
