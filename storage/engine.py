@@ -43,6 +43,7 @@ class EngineOptions:
     flush_interval: float = 60.0          # background loop period (s)
     flush_grace: int = 300                # a block is closed this long after its end (late samples)
     max_head_samples: int = 20_000_000    # above this the whole head is flushed, open blocks included
+    flush_slice_samples: int = 1_000_000  # a flush writes (and commits) whole series in slices of about this many
     retention_interval: float = 3600.0
     wal_fsync: bool = True
     chunk_cache_bytes: int = 256 << 20    # decoded chunks kept for repeated reads (0 = off)
@@ -496,12 +497,18 @@ class Storage:
                 seq = self.wal.rotate()
                 sids, ts, values = self.head.take_before(cutoff)
                 self.flushing.append(sids, ts, values)
+            alive = self.sid_tenant[sids] >= 0           # drop samples of series deleted meanwhile
+            if not alive.all():
+                sids, ts, values = sids[alive], ts[alive], values[alive]
+            done = 0
             try:
-                if len(sids):
-                    alive = self.sid_tenant[sids] >= 0   # drop samples of series deleted meanwhile
-                    self._write_blocks(sids[alive], ts[alive], values[alive])
+                # Slices bound the transient memory of encoding and rollups to a slice, not the whole flush.
+                for a, b in _series_slices(sids, self.options.flush_slice_samples):
+                    self._write_blocks(sids[a:b], ts[a:b], values[a:b])
+                    done = b
             except Exception:
-                self.head.restore(*self.flushing.take_before(None))
+                self.flushing.take_before(None)
+                self.head.restore(sids[done:], ts[done:], values[done:])    # committed slices stay in SQL
                 raise
             self.flushing.take_before(None)
             self.wal.checkpoint([self.head.snapshot()], before_seq=seq)
@@ -758,6 +765,16 @@ def _schema_name(key: str) -> str:
         labels = key_to_labels(key)
         return metric_name(labels)
     return key
+
+
+def _series_slices(sids: np.ndarray, size: int) -> list[tuple[int, int]]:
+    """[a, b) ranges of about `size` samples of sids (sorted), never splitting one series' samples."""
+    n = len(sids)
+    if n <= size:
+        return [(0, n)] if n else []
+    cuts = np.unique(np.searchsorted(sids, sids[size::size], "left")).tolist()
+    bounds = [0] + [c for c in cuts if c > 0] + [n]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _one_piece(pieces) -> tuple[np.ndarray, np.ndarray]:

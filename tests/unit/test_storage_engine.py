@@ -233,3 +233,49 @@ def test_in_memory_row_directory_follows_every_change(tmp_path):
     st.apply_retention(now_ms=T0 + 3 * 3_600_000)
     assert read() == []                                      # rows deleted by retention are gone
     st.close()
+
+
+def test_flush_in_slices_of_whole_series(tmp_path, monkeypatch):
+    from storage.engine import _series_slices
+    sids = np.repeat(np.arange(5), [3, 1, 4, 2, 5])
+    for size in (1, 2, 4, 7, 15, 100):
+        slices = _series_slices(sids, size)
+        assert slices[0][0] == 0 and slices[-1][1] == len(sids)
+        assert all(b == c for (_, b), (c, _) in zip(slices, slices[1:]))
+        assert all(a == 0 or sids[a] != sids[a - 1] for a, _ in slices)       # no series split
+    assert _series_slices(sids[:0], 4) == []
+    st = open_storage(tmp_path, flush_slice_samples=25)
+    names = [f"sl.{i}" for i in range(10)]
+    write_series(st, names, 12)
+    calls = []
+    real = st._write_blocks
+    monkeypatch.setattr(st, "_write_blocks", lambda s, t, v: calls.append(len(s)) or real(s, t, v))
+    st.flush(everything=True)
+    assert calls == [24, 24, 24, 24, 24] and len(st.head) == 0
+    sids = st.resolve("anonymous", names)
+    assert [len(t) for t, _ in st.read_raw(sids, T0, T0 + 11 * 10_000)] == [12] * 10
+    st.close()
+
+
+def test_failed_flush_slice_puts_back_only_what_was_not_committed(tmp_path, monkeypatch):
+    st = open_storage(tmp_path, flush_slice_samples=20)
+    names = [f"fs.{i}" for i in range(6)]
+    write_series(st, names, 10)
+    real, calls = st._write_blocks, []
+
+    def failing(s, t, v):
+        calls.append(len(s))
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+        real(s, t, v)
+    monkeypatch.setattr(st, "_write_blocks", failing)
+    with pytest.raises(RuntimeError):
+        st.flush(everything=True)
+    assert len(st.head) == 60 - calls[0] and len(st.flushing) == 0
+    sids = st.resolve("anonymous", names)
+    assert [len(t) for t, _ in st.read_raw(sids, T0, T0 + 9 * 10_000)] == [10] * 6
+    monkeypatch.setattr(st, "_write_blocks", real)
+    st.flush(everything=True)
+    got = st.read_raw(sids, T0, T0 + 9 * 10_000)
+    assert [v.tolist() for _, v in got] == [[float(j + i) for i in range(10)] for j in range(6)]
+    st.close()
