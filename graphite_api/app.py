@@ -17,7 +17,7 @@ from storage.limits import Limits
 from storage.schemas import parse_aggregations, parse_schemas
 
 from . import config_api, events_api, functions_api, ingest_api, metrics_api, ops, render, tags_api
-from .http_util import blocking, request_threads
+from .http_util import blocking, ingest_threads, request_threads
 from .tenancy import AuthMiddleware, Authenticator
 
 log = logging.getLogger("plumbago")
@@ -97,6 +97,7 @@ def build_app(settings: dict) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         asyncio.get_running_loop().set_default_executor(request_threads())
+        app.state.ingest_threads = ingest_threads()
         storage = await blocking(_open_storage, settings)
         app.state.storage = storage
         storage.start()
@@ -112,6 +113,7 @@ def build_app(settings: dict) -> Starlette:
                     await server.wait_closed()
             finally:
                 app.state.storage = None
+                app.state.ingest_threads.shutdown(wait=True)
                 await blocking(storage.close)
                 log.info("plumbago stopped; head flushed")
 

@@ -104,6 +104,20 @@ def request_threads() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=40, thread_name_prefix="plumbago-request")
 
 
+def ingest_threads() -> ThreadPoolExecutor:
+    """Writes (ingest and remote-write requests) run on two threads of their own: their work is short and
+    CPU-bound, and more threads only contend for the GIL (remote write measured ~8% faster than on the 40
+    request threads); two let one request wait for its fsync while the next one decodes. Renders and queries
+    keep the request threads, so a slow render never holds up ingest."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="plumbago-ingest")
+
+
+async def in_ingest_thread(request: Request, fn, *args):
+    """fn(*args) on the app's ingest threads (the default executor when the app did not set them)."""
+    executor = getattr(request.app.state, "ingest_threads", None)
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+
 async def blocking(fn, *args, **kwargs):
     """fn(*args, **kwargs) in the loop's default executor. asyncio's executor hop costs a fraction of anyio's
     to_thread (which, on Python 3.11, makes a dozen getpid system calls per hop through get_running_loop)."""

@@ -9,7 +9,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .http_util import BadRequest, blocking, json_response, read_body
+from .http_util import BadRequest, in_ingest_thread, json_response, read_body
 from .ingest import IngestError, decode_metrics
 from storage.limits import LimitError
 
@@ -27,8 +27,8 @@ async def ingest_view(request: Request) -> Response:
     limits = state.settings["ingest"]
     try:
         body = await read_body(request, limits["max_body_bytes"])
-        batch = await blocking(_decode_and_write, state.storage, request.state.tenant, body,
-                               request.headers.get("content-type"), limits["max_decompressed_bytes"])
+        batch = await in_ingest_thread(request, _decode_and_write, state.storage, request.state.tenant, body,
+                                       request.headers.get("content-type"), limits["max_decompressed_bytes"])
     except BadRequest as exc:
         return json_response(exc.message, exc.status)
     except IngestError as exc:

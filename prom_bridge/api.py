@@ -467,10 +467,10 @@ def api_view(fn):
     return view
 
 
-async def _in_thread(fn, *args):
-    """fn(*args) off the event loop, in the loop's default executor (the app's request threads): a cheaper hop
-    than starlette's run_in_threadpool."""
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+async def _in_thread(fn, *args, executor=None):
+    """fn(*args) off the event loop, by default in the loop's default executor (the app's request threads): a
+    cheaper hop than starlette's run_in_threadpool."""
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
 
 async def _run_query(request, timeout_s, fn, *args):
@@ -787,7 +787,8 @@ async def remote_write_view(request: Request) -> Response:
     try:
         body = await _body(request, max_body)
         res = await _in_thread(remote.handle_write, storage, tenant, body, request.headers.get("content-type"),
-                               request.headers.get("content-encoding"), max_raw)
+                               request.headers.get("content-encoding"), max_raw,
+                               executor=getattr(request.app.state, "ingest_threads", None))   # as Graphite ingest
     except remote.RemoteError as exc:
         result = getattr(exc, "result", None)
         headers = result.headers() if result is not None and getattr(result, "version", 1) == 2 else None

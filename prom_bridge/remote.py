@@ -309,24 +309,33 @@ def _decode_records(m: np.ndarray, rows: np.ndarray, ts, vals, ok) -> None:
         ok[sel] = True
 
 
-def _known_singles(series):
+def _known_series(series):
     """The steady state of a Prometheus sender, all at C speed: every series is a cached (validated) label run
-    followed by one sample `12 10 09 <8> 10 <6-byte ts>`. Returns _store's (keys, counts, ts, values), or None
-    when any series is not of that shape (the general path then reads the request)."""
+    followed by the same number k of samples `12 10 09 <8> 10 <6-byte ts>` (18 bytes each). k comes from the
+    first series. Returns _store's (keys, counts, ts, values), or None when any series is not of that shape
+    (the general path then reads the request).
+
+    The split is safe because a cached prefix is a complete run of label fields: protobuf reads it as such,
+    and the rest is then exactly the k sample fields checked here."""
     n = len(series)
-    if not n or min(map(len, series)) <= 18:
+    if not n:
         return None
-    hits = list(map(_KEY_CACHE.get, [b[:-18] for b in series]))
+    tail = len(series[0]) - _label_prefix_end(series[0])
+    if tail < 18 or tail % 18:
+        return None
+    # A series no longer than `tail` has a prefix of b"" (never cached: a label run is never empty), so the
+    # lookups also reject it before its bytes are used as samples.
+    hits = list(map(_KEY_CACHE.get, [b[:-tail] for b in series]))
     if None in hits:
         return None
-    m = np.frombuffer(b"".join([b[-18:] for b in series]), dtype=np.uint8).reshape(n, 18)
-    if not ((m[:, 0] == 0x12) & (m[:, 1] == 0x10)).all():
+    k = tail // 18
+    m = np.frombuffer(b"".join([b[-tail:] for b in series]), dtype=np.uint8).reshape(n * k, 18)
+    if not ((m[:, 0] == 0x12) & (m[:, 1] == 0x10) & (m[:, 2] == 0x09) & (m[:, 11] == 0x10)).all():
         return None
-    ts, vals, ok = np.zeros(n, np.int64), np.zeros(n, np.float64), np.zeros(n, bool)
-    _decode_records(m, np.arange(n), ts, vals, ok)
-    if not ok.all():
+    ts, valid = _varints(m[:, 12:])
+    if not valid.all():
         return None
-    return [h[1] for h in hits], [1] * n, ts, vals
+    return [h[1] for h in hits], [k] * n, ts, np.ascontiguousarray(m[:, 3:11]).view("<f8").ravel()
 
 
 def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
@@ -334,8 +343,8 @@ def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
     invalid; the caller answers 400 when `errors` is non-empty (the spec allows partial ingestion with a 400).
 
     Fast paths: each series stays bytes (WriteRequestRaw); its leading label fields are the cache key of the
-    validated label set. A request of known series with one sample each is handled without a per-series
-    Python loop (_known_singles); series of one sample, or of several equally long sample fields, are decoded
+    validated label set. A request of known series with the same number of samples each is handled without a
+    per-series Python loop (_known_series); series of one sample, or of several equally long sample fields, are decoded
     column-wise with numpy. Anything else (exemplars, histograms, mixed sample layouts, fields out of order)
     goes through protobuf (TimeSeriesLazy)."""
     try:
@@ -344,7 +353,7 @@ def write_v1(storage, tenant: str, raw: bytes) -> WriteResult:
         raise RemoteError(f"cannot decode prometheus.WriteRequest protobuf: {exc}") from None
     res = WriteResult()
     if not req.metadata:
-        known = _known_singles(req.timeseries)
+        known = _known_series(req.timeseries)
         if known is not None:
             res.samples = _store(storage, tenant, *known)
             return res

@@ -105,6 +105,16 @@ def test_invalid_series_give_400_but_valid_ones_are_kept(client, storage):
     assert read_series(storage, "bad") == []
 
 
+def test_known_series_next_to_a_label_less_one_of_the_same_length_as_a_sample(client, storage):
+    """A series without labels is exactly one 18-byte sample: the all-known fast path must not take it."""
+    known = ([("__name__", "known")], [(T0, 1.0)])
+    assert post(client, write_request([known])).status_code == 204          # now cached
+    body = write_request([([("__name__", "known")], [(T0 + 1000, 2.0)]), ([], [(T0 + 1000, 3.0)])])
+    r = post(client, body)
+    assert r.status_code == 400 and "empty label set" in r.text
+    assert [s.values.tolist() for s in read_series(storage, "known")] == [[1.0, 2.0]]
+
+
 def test_empty_and_metadata_only_requests(client, storage):
     assert post(client, b"").status_code == 204
     body = write_request([], metadata=[("http_requests", types_pb2.MetricMetadata.COUNTER, "Requests.", ""),
@@ -482,6 +492,40 @@ def test_fast_write_path_agrees_with_protobuf(tmp_path, seed_):
         for sd in Querier(s, "t").select([Matcher("__name__", "=~", "m.*")], -2**62, 2**62):
             got[sd.labels] = list(zip(sd.ts.tolist(), bits(sd.values).tolist()))
         assert got == expected
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("k", [1, 2, 10])
+def test_known_series_with_k_samples_each_take_the_columnar_path(tmp_path, monkeypatch, k):
+    from storage.engine import EngineOptions, Storage
+    monkeypatch.setattr(remote, "_KEY_CACHE", {})
+    used = []
+    real = remote._known_series
+    monkeypatch.setattr(remote, "_known_series", lambda series: used.append(real(series) is not None) or real(series))
+
+    def request(first_t, counts):
+        out = types_pb2.TimeSeries, []
+        for i, n in enumerate(counts):
+            ts = out[0](labels=[types_pb2.Label(name="__name__", value="kk"), types_pb2.Label(name="i", value=str(i))])
+            for j in range(n):
+                ts.samples.add(timestamp=T0 + first_t + j * 1000, value=i + j / 10 + 0.5)
+            body = ts.SerializeToString()
+            out[1].append(b"\x0a" + remote._uvarint(len(body)) + body)
+        return b"".join(out[1])
+    s = Storage(str(tmp_path / "d"), options=EngineOptions(wal_fsync=False))
+    try:
+        raws = [request(0, [k] * 50), request(100_000, [k] * 50), request(200_000, [k] * 49 + [k + 1])]
+        for raw in raws:
+            remote.handle_write(s, "t", snappy.compress(raw), "application/x-protobuf", "snappy")
+        assert used == [False, True, False]          # cold cache; all known with k each; one series with k+1
+        expected: dict = {}
+        for raw in raws:
+            for labels, pts in _reference_decode(raw).items():
+                expected.setdefault(labels, []).extend(pts)
+        got = {sd.labels: list(zip(sd.ts.tolist(), bits(sd.values).tolist()))
+               for sd in Querier(s, "t").select([Matcher("__name__", "=", "kk")], -2**62, 2**62)}
+        assert got == {lb: sorted(v) for lb, v in expected.items()}
     finally:
         s.close()
 
