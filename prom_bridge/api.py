@@ -786,9 +786,15 @@ async def remote_write_view(request: Request) -> Response:
     tenant = _tenants(request)[0]
     try:
         body = await _body(request, max_body)
-        res = await _in_thread(remote.handle_write, storage, tenant, body, request.headers.get("content-type"),
-                               request.headers.get("content-encoding"), max_raw,
-                               executor=getattr(request.app.state, "ingest_threads", None))   # as Graphite ingest
+        unsynced = True
+        try:
+            res, unsynced = await _in_thread(_write_deferred, storage, tenant, body,
+                                             request.headers.get("content-type"),
+                                             request.headers.get("content-encoding"), max_raw,
+                                             executor=getattr(request.app.state, "ingest_threads", None))
+        finally:
+            if unsynced:                       # what was stored is durable before any answer, 2xx or 400
+                await _in_thread(storage.sync)
     except remote.RemoteError as exc:
         result = getattr(exc, "result", None)
         headers = result.headers() if result is not None and getattr(result, "version", 1) == 2 else None
@@ -796,6 +802,14 @@ async def remote_write_view(request: Request) -> Response:
     except LimitError as exc:
         return Response(str(exc) + "\n", exc.status, media_type="text/plain")
     return Response(status_code=204, headers=res.headers() if res.version == 2 else None)
+
+
+def _write_deferred(storage, *args):
+    """remote.handle_write on an ingest thread (as Graphite ingest): (result, whether the caller must still
+    sync the storage before answering)."""
+    with storage.deferred_sync() as deferred:
+        res = remote.handle_write(storage, *args)
+    return res, deferred.needed
 
 
 async def remote_read_view(request: Request) -> Response:

@@ -7,6 +7,7 @@ read:   SQL chunk pieces + samples being flushed + head, merged per series with 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -51,6 +52,11 @@ class EngineOptions:
     index_refresh_seconds: float = 10.0   # shared database: pick up series other processes created (0 = off)
 
 
+@dataclass
+class DeferredSync:
+    needed: bool = False      # some write of the block is not on disk yet: call Storage.sync() before answering
+
+
 class Storage:
     def __init__(self, data_dir: str, database_url: str | None = None, options: EngineOptions | None = None):
         self.data_dir = os.path.abspath(data_dir)
@@ -89,6 +95,7 @@ class Storage:
         self.sql_max_ts = None    # newest sample time in SQL (None = unknown): reads after it skip the SQL query
         self._rate_windows: dict[str, list] = {}   # tenant -> [window start, samples in window, last rate]
         self._refresher = IndexRefresher(self)
+        self._deferred = threading.local()    # per thread: the DeferredSync of a deferred_sync() block
         self._delete_epoch = 0                # bumped by delete_series / set_config_text: a refresh that read
         self._config_epoch = 0                # SQL before such a change does not undo it
         self._load()
@@ -303,13 +310,34 @@ class Storage:
             return 0
         return self.write(tenant, [series_key(ls) for ls in label_sets], ts_ms, values)
 
+    @contextlib.contextmanager
+    def deferred_sync(self):
+        """Writes of this thread inside the block fsync only when no other fsync is running; otherwise they
+        return before their WAL records are on disk and `state.needed` is set: the caller must then call sync()
+        (off this thread) before acknowledging them. Lets a few decoding threads go on with the next request
+        instead of queueing behind a slow disk, at no extra cost when the disk keeps up."""
+        state = DeferredSync()
+        self._deferred.state = state
+        try:
+            yield state
+        finally:
+            self._deferred.state = None
+
+    def sync(self) -> None:
+        """Return once every write made so far is durable (one fsync shared with concurrent callers)."""
+        self.wal.sync_all()
+
     def write_ids(self, sids: np.ndarray, ts_ms: np.ndarray, values: np.ndarray) -> int:
         ts_ms = np.asarray(ts_ms, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
         with self.write_lock:                    # WAL order is head order
             ticket = self.wal.write(sids, ts_ms, values)
             self.head.append(sids, ts_ms, values)
-        self.wal.sync(ticket)                    # acknowledged only once durable; fsyncs shared across writers
+        deferred = getattr(self._deferred, "state", None)
+        if deferred is None:
+            self.wal.sync(ticket)                # acknowledged only once durable; fsyncs shared across writers
+        elif not self.wal.try_sync(ticket):
+            deferred.needed = True
         np.maximum.at(self.sid_last, sids, ts_ms)
         self.stats["samples_written"] += len(sids)
         return len(sids)

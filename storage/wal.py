@@ -127,23 +127,45 @@ class WAL:
                 self._rotate_locked()
         return ticket
 
+    def sync_all(self) -> None:
+        """Return once every record written so far is on disk."""
+        with self.lock:
+            ticket = self._written
+        self.sync(ticket)
+
     def sync(self, ticket: int) -> None:
         """Return once the record of `ticket` (and every one before it) is on disk."""
         if not self.fsync:
             return
         with self._sync_lock:
-            if self._synced >= ticket:           # a sync that started after our write covered it
-                return
-            with self.lock:
-                covered = self._written
-                fd = os.dup(self._file.fileno()) if self._file is not None else None
-            if fd is not None:                   # None: rotation already synced and closed the segment
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            with self.lock:
-                self._synced = max(self._synced, covered)
+            self._sync_locked(ticket)
+
+    def try_sync(self, ticket: int) -> bool:
+        """Like sync, but only when no other fsync is running: returns False then (the caller syncs later,
+        off its thread) instead of queueing behind it."""
+        if not self.fsync or self._synced >= ticket:
+            return True
+        if not self._sync_lock.acquire(blocking=False):
+            return False
+        try:
+            self._sync_locked(ticket)
+        finally:
+            self._sync_lock.release()
+        return True
+
+    def _sync_locked(self, ticket: int) -> None:
+        if self._synced >= ticket:               # a sync that started after our write covered it
+            return
+        with self.lock:
+            covered = self._written
+            fd = os.dup(self._file.fileno()) if self._file is not None else None
+        if fd is not None:                       # None: rotation already synced and closed the segment
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        with self.lock:
+            self._synced = max(self._synced, covered)
 
     def _rotate_locked(self) -> int:
         if self._file is not None:

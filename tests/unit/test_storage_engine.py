@@ -279,3 +279,26 @@ def test_failed_flush_slice_puts_back_only_what_was_not_committed(tmp_path, monk
     got = st.read_raw(sids, T0, T0 + 9 * 10_000)
     assert [v.tolist() for _, v in got] == [[float(j + i) for i in range(10)] for j in range(6)]
     st.close()
+
+
+def test_deferred_sync_leaves_the_disk_wait_to_the_caller_only_when_an_fsync_is_running(tmp_path, monkeypatch):
+    from storage import wal as wal_module
+    st = open_storage(tmp_path)
+    fsyncs = []
+    real = wal_module.os.fsync
+    monkeypatch.setattr(wal_module.os, "fsync", lambda fd: fsyncs.append(fd) or real(fd))
+    with st.deferred_sync() as deferred:       # the disk is free: synced right away, nothing left to do
+        write_series(st, ["ds.a", "ds.b"], 2)
+    assert not deferred.needed and len(fsyncs) == 2 and st.wal._synced == st.wal._written
+    st.wal._sync_lock.acquire()                # as while another writer's fsync runs
+    try:
+        with st.deferred_sync() as deferred:
+            write_series(st, ["ds.a"], 3, start=T0 + 100_000)
+        assert deferred.needed and len(fsyncs) == 2 and st.wal._synced < st.wal._written
+    finally:
+        st.wal._sync_lock.release()
+    st.sync()                                   # the caller's sync: one fsync covers the three writes
+    assert len(fsyncs) == 3 and st.wal._synced == st.wal._written
+    st.sync()                                   # nothing new: no fsync
+    assert len(fsyncs) == 3
+    st.close()
