@@ -417,7 +417,7 @@ class Storage:
         lo_ms = start_ms - interval_ms
         memory: list = [None] * len(sids)
         for i, pieces in enumerate(zip(self.flushing.read(sids, lo_ms, end_ms), self.head.read(sids, lo_ms, end_ms))):
-            ts, vals = _one_piece(pieces)
+            ts, vals = _merge_pieces(pieces, None, None)
             if len(ts):
                 memory[i] = (ts, vals)
                 _, bts, cols = rollup.aggregate(np.full(len(ts), sids[i]), ts, vals, interval_ms)
@@ -805,14 +805,6 @@ def _series_slices(sids: np.ndarray, size: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _one_piece(pieces) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted pieces of one series in write order as one piece; the later write of a timestamp wins."""
-    nonempty = [p for p in pieces if len(p[0])]
-    if len(nonempty) == 1:
-        return nonempty[0]
-    return last_write_wins(nonempty)
-
-
 def _merge_pieces(pieces: list, start_ms, end_ms):
     if not pieces:
         return np.empty(0, np.int64), np.empty(0)
@@ -824,12 +816,7 @@ def _merge_pieces(pieces: list, start_ms, end_ms):
         ts = np.concatenate([p[0] for p in by_start]) if by_start else np.empty(0, np.int64)
         vals = np.concatenate([p[1] for p in by_start]) if by_start else np.empty(0)
     else:
-        ts = np.concatenate([p[0] for p in pieces])
-        vals = np.concatenate([p[1] for p in pieces])
-        order = np.argsort(ts, kind="stable")
-        ts, vals = ts[order], vals[order]
-        keep = np.r_[ts[1:] != ts[:-1], True]    # last write of each timestamp wins
-        ts, vals = ts[keep], vals[keep]
+        ts, vals = last_write_wins(pieces)
     if start_ms is not None:
         keep = (ts >= start_ms) & (ts <= end_ms)
         if not keep.all():

@@ -22,10 +22,10 @@ class IndexRefresher:
     def refresh(self) -> int:
         """Catch up with other processes sharing the database: add the series they created (new tenants
         included), drop the series they deleted, take the newest sample times of the chunks they flushed (so
-        their series pass the from/until filter), the interval changes and the configs they stored. Series rows are read by id above
-        a watermark; ids below the newest one read that did not show up yet (a transaction still open) are
-        read again for a minute. Deletions are found by comparing counts; only a mismatch costs a scan of the
-        series ids. Returns the number of series added or removed."""
+        their series pass the from/until filter), the interval changes and the configs they stored. Series
+        rows are read by id above a watermark; ids below the newest one read that did not show up yet (a
+        transaction still open) are read again for a minute. Deletions are found by comparing counts; only a
+        mismatch costs a scan of the series ids. Returns the number of series added or removed."""
         st = self.storage
         s, c = sql.series.c, sql.chunks.c
         epoch = (st._delete_epoch, st._config_epoch)

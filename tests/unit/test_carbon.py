@@ -141,6 +141,11 @@ def test_pickle_frame_size_bound():
 
 # --- TCP listeners ------------------------------------------------------------------------------------------
 
+async def _connect(server):
+    """(reader, writer) of a new client connection to a listener started on port 0."""
+    return await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+
+
 async def _wait_for(cond, timeout=5.0):
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -166,8 +171,7 @@ def test_plaintext_listener_partial_reads_and_bad_lines():
     async def main():
         got, on_batch = _collector()
         server = await start_plaintext_server("127.0.0.1", 0, on_batch, tenant="t1")
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await _connect(server)
         # a line split across writes, a bad line in the middle, more after it on the same connection
         for piece in [b"a.b 1 10\nc.d 2", b" 20\nbad line\n", b"e;k=v 3 30\n", b"f 4 ", b"40\n"]:
             writer.write(piece)
@@ -194,8 +198,7 @@ def test_plaintext_listener_batches_many_lines():
     async def main():
         got, on_batch = _collector()
         server = await start_plaintext_server("127.0.0.1", 0, on_batch)
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         n = 20000
         writer.write(b"".join(b"m.%d %d %d\n" % (i % 100, i, 1000 + i) for i in range(n)))
         await writer.drain()
@@ -216,8 +219,7 @@ def test_plaintext_listener_overlong_line_dropped():
         stats = CarbonStats()
         server = await start_plaintext_server("127.0.0.1", 0, on_batch, stats=stats)
         assert server.stats is stats
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         writer.write(b"ok1 1 1\n" + b"x" * (3 * carbon.MAX_LINE) + b" 1 1\nok2 2 2\n")
         await writer.drain()
         await _wait_for(lambda: _names(got) == ["ok1", "ok2"])
@@ -237,8 +239,7 @@ def test_plaintext_listener_survives_on_batch_error():
             if len(calls) == 1:
                 raise RuntimeError("storage hiccup")
         server = await start_plaintext_server("127.0.0.1", 0, on_batch)
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         writer.write(b"a 1 1\n")
         await writer.drain()
         await _wait_for(lambda: len(calls) == 1)
@@ -261,8 +262,7 @@ def test_pickle_listener():
     async def main():
         got, on_batch = _collector()
         server = await start_pickle_server("127.0.0.1", 0, on_batch, tenant="t2")
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await _connect(server)
         evil = pickle.dumps([Evil()])
         data = (_frame([("a.b", (100, 1.0)), ("c;z=1;y=2", (200, 2.0))]) + _frame(raw=evil) +
                 _frame(raw=b"junk") + _frame([("d", (300, 3.0)), ("bad;", (1, 1.0))]))
@@ -288,8 +288,7 @@ def test_pickle_listener_oversize_frame_closes_connection():
     async def main():
         got, on_batch = _collector()
         server = await start_pickle_server("127.0.0.1", 0, on_batch, max_frame=1000)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await _connect(server)
         writer.write(_frame([("a", (1, 1.0))]) + struct.pack(">I", 1001) + b"x" * 10)
         await writer.drain()
         assert await asyncio.wait_for(reader.read(), 5) == b""   # server closed the connection
@@ -347,11 +346,10 @@ def test_event_loop_serves_while_on_batch_blocks(loop):
     async def main():
         gate = _Gate()
         server = await start_plaintext_server("127.0.0.1", 0, gate)
-        port = server.sockets[0].getsockname()[1]
-        _, w1 = await asyncio.open_connection("127.0.0.1", port)
+        _, w1 = await _connect(server)
         await _send(w1, b"a 1 1\n")
         await _wait_for(gate.entered.is_set)            # on_batch is now blocked in the writer thread
-        _, w2 = await asyncio.open_connection("127.0.0.1", port)
+        _, w2 = await _connect(server)
         await _send(w2, b"b 2 2\n")
         await _wait_for(lambda: server.stats.connections == 2 and server._queued)   # read while blocked
         gate.opened.set()
@@ -368,8 +366,7 @@ def test_small_reads_are_group_committed_in_order():
     async def main():
         gate = _Gate()
         server = await start_plaintext_server("127.0.0.1", 0, gate)
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         n = 300
         await _send(writer, b"m.0 0 1000\n")
         await _wait_for(gate.entered.is_set)
@@ -398,8 +395,7 @@ def test_fast_client_gets_backpressure_not_unbounded_memory(loop):
         gate = _Gate()
         max_queued = 256 << 10
         server = await start_plaintext_server("127.0.0.1", 0, gate, max_queued=max_queued)
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         line = b"bp." + b"x" * 200 + b" 1 1700000000\n"
         n = (32 << 20) // len(line)                     # 32 MiB: more than the kernel's socket buffers hold
         writer.write(line * n)
@@ -421,8 +417,7 @@ def test_limit_error_in_a_group_loses_only_that_read():
     async def main():
         gate = _Gate(fail=lambda batch: "over.limit" in batch.names)
         server = await start_plaintext_server("127.0.0.1", 0, gate)
-        port = server.sockets[0].getsockname()[1]
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await _connect(server)
         await _send(writer, b"first 1 1\n")
         await _wait_for(gate.entered.is_set)
         for data in (b"ok1 1 1\nbad line\n", b"over.limit 1 1\n", b"ok2 1 1\n"):   # three reads, one group
@@ -454,8 +449,7 @@ def test_close_delivers_everything_received_before_returning(protocol, loop):
             frames = [_frame([("s.%d" % i, (1000 + i, float(i))) for i in range(k, k + 100)]) for k in range(0, 2000, 100)]
             data = b"".join(frames) + _frame([("s.partial", (10, 1.0))])[:-5]
             first = len(frames[0])
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await _connect(server)
         await _send(writer, data[:first])
         await _wait_for(gate.entered.is_set)            # the writer is busy: the rest stays queued or unread
         await _send(writer, data[first:])
